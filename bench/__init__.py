@@ -1,0 +1,1 @@
+"""Sendline benchmarks: `make bench` (or `python -m bench [NAME ...]`)."""
