@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/python -m sendline.demo
+	$(BIN)/sendline serve
 
 test: $(STAMP) lint typecheck unit
 

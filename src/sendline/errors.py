@@ -34,3 +34,45 @@ class InvalidInput(SendlineError):
 
 class ConfigError(SendlineError):
     code = "config_error"
+
+
+class Conflict(SendlineError):
+    """The change would break a uniqueness rule (a name, email or phone already taken)."""
+
+    code = "conflict"
+
+
+class SmsNotInPlan(SendlineError):
+    """R1: the account's tier cannot use SMS at all (Lite, Starter)."""
+
+    code = "sms_not_in_plan"
+
+
+class AddonRequired(SendlineError):
+    """R1/R2: a current-cohort account on an SMS tier has not bought the SMS add-on."""
+
+    code = "sms_addon_required"
+
+
+class InsufficientCredits(SendlineError):
+    """R3: the available balance cannot pay for the operation."""
+
+    code = "insufficient_credits"
+
+
+class InvalidReservationState(SendlineError):
+    """A reservation was charged, released or refunded out of order."""
+
+    code = "invalid_reservation_state"
+
+
+class PendingMigrations(SendlineError):
+    """The database schema is behind the code; `sendline db upgrade` fixes it."""
+
+    code = "pending_migrations"
+
+
+class DatabaseUnavailable(SendlineError):
+    """The database could not be reached or opened."""
+
+    code = "database_unavailable"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from sendline.cli import check
+from sendline.cli import accounts, automations, check, contacts, credits, db, service
 
 app = typer.Typer(
     name="sendline",
@@ -19,6 +19,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(check.app, name="check")
+app.add_typer(db.app, name="db")
+app.add_typer(accounts.app, name="accounts")
+app.add_typer(credits.app, name="credits")
+app.add_typer(contacts.app, name="contacts")
+app.add_typer(automations.app, name="automations")
+app.add_typer(automations.events_app, name="events")
+app.command("serve")(service.serve)
+app.command("worker")(service.worker_command)
 
 
 def main() -> None:

@@ -1,0 +1,253 @@
+"""Contact import throughput and memory, beside the floor measured in the same run.
+
+Generates a CSV of BENCH_IMPORT_ROWS contacts (default 1,000,000: unique numbers, 10%
+with problems: invalid, landline, empty phone, bad email, duplicate rows), measures the
+floor (bare libphonenumber parse + is_valid_number + format_number(E164) of the same
+numbers, one core), then imports the file into a fresh SQLite file and a fresh
+PostgreSQL database (created and dropped here). Each import runs in its own process so
+its peak RSS (VmHWM, and its phone-checking worker's) is its own.
+
+Targets (issue 3): rows/s >= 70% of the floor, peak RSS < 300 MB, memory flat from 100k
+to 1M rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import multiprocessing
+import os
+import random
+import resource
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import phonenumbers
+
+from bench.common import print_table
+
+ROWS = int(os.environ.get("BENCH_IMPORT_ROWS", "1000000"))
+PG_ADMIN_URL = os.environ.get("PG_TEST_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+TARGET_RATIO = 0.70
+TARGET_RSS_MB = 300
+# Real US area codes: every (area, exchange 200-999) number below is valid.
+AREAS = (
+    "201 202 203 205 206 207 208 212 213 214 215 216 217 218 219 224 225 228 229 231 234 "
+    "239 240 248 251 252 253 254 256 260 262 267 269 270 276 281 301 302 303 304 305 307 "
+    "308 309 310 312 313 314 315 316 317 318 319 320 321 323 325 330 334 336 337 339 347 "
+    "351 352 360 361 385 386 401 402 404 405 406 407 408 409 410 412 413 414 415 417 419 "
+    "423 424 425 430 432 434 435 440 443 458 469 470 475 478 479 480 484 501 502 503 504 "
+    "505 507 508 509 510 512 513 515 516 517 518 520 530 540 541 551 559 561 562 563 567 "
+    "570 571 573 574 575 580 585 586 601 602 603 605 606 607 608 609 610 612 614 615 616 "
+    "617 618 619 620 623 626 630 631 636 641 646 650 651 657 660 661 662 678 682 701 702 "
+    "703 704 706 707 708 712 713 714 715 716 717 718 719 720 724 727 731 732 734 740 747 "
+    "754 757 760 762 763 765 769 770 772 773 774 775 779 781 785 786 801 802 803 804 805"
+).split()
+FORMATS = ("({a}) {e}-{n}", "{a}-{e}-{n}", "+1 {a} {e} {n}", "{a}.{e}.{n}", "{a}{e}{n}")
+SPACE = len(AREAS) * 800 * 10_000
+STRIDE = 2_654_435_761  # coprime with SPACE: i -> i * STRIDE % SPACE never repeats
+
+
+def _number(index: int, rng: random.Random) -> str:
+    slot = index * STRIDE % SPACE
+    area, rest = AREAS[slot % len(AREAS)], slot // len(AREAS)
+    exchange, line = 200 + rest % 800, rest // 800
+    if index % 10 == 9:  # some international mobiles, as a real list has
+        return f"+44 7{700 + index % 200} {line:06d}"
+    return rng.choice(FORMATS).format(a=area, e=exchange, n=f"{line:04d}")
+
+
+def generate(path: Path, rows: int) -> list[str]:
+    """Write the CSV; return its phone column (for the floor)."""
+    rng = random.Random(20260105)
+    phones: list[str] = []
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["Email", "First Name", "Last Name", "Mobile", "SMS opt-in"])
+        previous: list[str] = []
+        for index in range(rows):
+            problem = index % 50  # 5 problems in every 50 rows: 10%
+            email, phone = f"user{index}@example.com", _number(index, rng)
+            if problem == 0:
+                phone = f"0{rng.randint(6, 7)} {rng.randint(10, 99)} {rng.randint(10, 99)} 78"
+            elif problem == 1:
+                phone = f"+44 20 7{rng.randint(100, 999)} {rng.randint(1000, 9999)}"
+            elif problem == 2:
+                phone = ""
+            elif problem == 3:
+                email = f"user{index} at example.com"
+            row = [email, f"First{index}", f"Last{index % 997}", phone, "yes"]
+            if problem == 4 and previous:
+                row = previous  # a duplicate of the previous row
+            writer.writerow(row)
+            previous = row
+            if row[3]:
+                phones.append(row[3])
+    return phones
+
+
+def floor(phones: list[str]) -> float:
+    """Bare libphonenumber parse + validate + format per second, one core."""
+    e164 = phonenumbers.PhoneNumberFormat.E164
+    started = time.perf_counter()
+    for raw in phones:
+        try:
+            number = phonenumbers.parse(raw, "US")
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            phonenumbers.format_number(number, e164)
+    return len(phones) / (time.perf_counter() - started)
+
+
+def _rss_kb(field: str = "VmRSS") -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def _import_child(url: str, path: str, results: Any) -> None:
+    """Runs in a fresh process: migrate, create an account, import, report figures."""
+    from datetime import date
+
+    from sendline.store.accounts import Accounts
+    from sendline.store.db import create_engine_for, session_factory, upgrade
+    from sendline.store.importer import ImportOptions, import_contacts
+
+    engine = create_engine_for(url)
+    upgrade(engine)
+    factory = session_factory(engine)
+    with factory.begin() as session:
+        account = Accounts(session).create(
+            "Bench", product_line="marketing", tier="plus", last_purchase_on=date(2024, 1, 1)
+        )
+    samples: dict[str, int] = {}
+
+    def progress(rows: int, _expected: int) -> None:
+        if rows >= 100_000 and "rss_100k" not in samples:
+            samples["rss_100k"] = _rss_kb()
+
+    options = ImportOptions(
+        mapping=["Mobile=phone", "SMS opt-in=consent"],
+        disclosure="Bench Co: marketing texts, up to 4/month. Reply STOP to opt out.",
+        report_path=Path(path).with_suffix(".rejects.csv"),
+    )
+    with factory.begin() as session:
+        report = import_contacts(session, account.id, Path(path), options, progress)
+    finished = time.perf_counter()
+    engine.dispose()
+    results.put(
+        {
+            "rows": report.rows,
+            "created": report.created,
+            "rejected": report.rejected,
+            "seconds": report.seconds,
+            "committed_seconds": report.seconds + (time.perf_counter() - finished),
+            "rss_100k": samples.get("rss_100k", 0),
+            "rss_end": _rss_kb(),
+            "hwm": _rss_kb("VmHWM"),
+            "worker_hwm": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+        }
+    )
+
+
+def _measure(url: str, path: Path) -> dict[str, Any]:
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    process = context.Process(target=_import_child, args=(url, str(path), results))
+    process.start()
+    figures: dict[str, Any] = results.get()
+    process.join()
+    return figures
+
+
+def _postgres_database() -> tuple[str, Any] | None:
+    from sqlalchemy import create_engine, make_url, text
+    from sqlalchemy.exc import OperationalError
+
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"sendline_bench_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as exc:
+        print(f"   PostgreSQL unreachable ({str(exc.orig).strip()[:80]}): skipped")
+        admin.dispose()
+        return None
+    url = make_url(PG_ADMIN_URL).set(drivername="postgresql+psycopg", database=name)
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return url.render_as_string(hide_password=False), drop
+
+
+def run() -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="sendline-bench-"))
+    try:
+        _run(workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run(workdir: Path) -> None:
+    path = workdir / "contacts.csv"
+    started = time.perf_counter()
+    phones = generate(path, ROWS)
+    size_mb = path.stat().st_size / 1e6
+    print(f"   generated {ROWS:,} rows ({size_mb:.0f} MB) in {time.perf_counter() - started:.1f} s")
+    base = floor(phones)
+    del phones
+    print(f"   floor: bare phonenumbers parse+validate+format, one core: {base:,.0f}/s")
+    table = []
+    runs: list[tuple[str, str, Any]] = [("sqlite", f"sqlite:///{workdir / 'bench.db'}", None)]
+    postgres = _postgres_database()
+    if postgres is not None:
+        runs.append(("postgresql", postgres[0], postgres[1]))
+    for name, url, cleanup in runs:
+        try:
+            figures = _measure(url, path)
+        finally:
+            if cleanup is not None:
+                cleanup()
+        rate = figures["rows"] / figures["seconds"]
+        table.append(
+            [
+                name,
+                f"{figures['rows']:,}",
+                f"{figures['rejected']:,}",
+                f"{figures['seconds']:.1f}",
+                f"{rate:,.0f}",
+                f"{rate / base:.0%}",
+                f"{figures['rss_100k'] / 1024:.0f}",
+                f"{figures['rss_end'] / 1024:.0f}",
+                f"{figures['hwm'] / 1024:.0f}",
+                f"{figures['worker_hwm'] / 1024:.0f}",
+            ]
+        )
+    print_table(
+        [
+            "database",
+            "rows",
+            "rejected",
+            "s",
+            "rows/s",
+            "of floor",
+            "RSS@100k MB",
+            "RSS@end MB",
+            "peak MB",
+            "worker peak MB",
+        ],
+        table,
+    )
+    print(
+        f"   targets: >= {TARGET_RATIO:.0%} of the floor ({TARGET_RATIO * base:,.0f}/s), "
+        f"peak RSS < {TARGET_RSS_MB} MB (importer and worker each), flat from 100k to the end"
+    )

@@ -1,0 +1,71 @@
+"""The HTTP service: health and readiness for now, plus the embedded worker.
+
+`sendline serve` runs this app under uvicorn. On the embedded default (SQLite, sandbox)
+the same process also runs the one worker, so `make run` is one command; against
+PostgreSQL, `--no-worker` leaves the work to `sendline worker` processes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from sendline import __version__
+from sendline.engine.worker import Worker, WorkerOptions, default_worker_id
+from sendline.errors import SendlineError
+from sendline.providers.base import Provider
+from sendline.store.db import pending_migrations, session_factory
+
+
+def create_app(engine: Engine, provider: Provider | None) -> FastAPI:
+    """The app; with a provider, an embedded worker runs for the app's lifetime."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        worker, thread = None, None
+        if provider is not None:
+            options = WorkerOptions(worker_id=default_worker_id())
+            worker = Worker(session_factory(engine), provider, options)
+            thread = threading.Thread(target=worker.run, name="sendline-worker", daemon=True)
+            thread.start()
+        try:
+            yield
+        finally:
+            if worker is not None and thread is not None:
+                worker.stop()
+                thread.join(timeout=30)
+
+    app = FastAPI(title="Sendline", version=__version__, lifespan=lifespan)
+
+    @app.get("/healthz")
+    def health() -> dict[str, Any]:
+        """Liveness: the process answers."""
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/readyz", response_model=None)
+    def ready() -> dict[str, Any] | JSONResponse:
+        """Readiness: the database answers and its schema is current."""
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            pending = pending_migrations(engine)
+        except (SQLAlchemyError, SendlineError) as exc:
+            return JSONResponse({"status": "unavailable", "reason": str(exc)}, status_code=503)
+        if pending:
+            reason = f"{len(pending)} migrations pending; run `sendline db upgrade`"
+            return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
+        return {
+            "status": "ready",
+            "database": engine.dialect.name,
+            "worker": provider is not None,
+        }
+
+    return app

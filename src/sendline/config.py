@@ -1,0 +1,158 @@
+"""Settings from the environment (`SENDLINE_*`): one strict reader that fails fast.
+
+Every setting has one variable. A bad value raises `ConfigError` naming the variable and
+the value; so does an unknown `SENDLINE_*` variable, which is almost always a typo
+(`SENDLINE_DATABSE_URL`) that would otherwise silently fall back to a default. Later
+modules that need a setting add its name to `KNOWN_VARIABLES` and a field to `Settings`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from sendline.errors import ConfigError
+
+PREFIX = "SENDLINE_"
+
+KNOWN_VARIABLES: set[str] = {
+    "SENDLINE_DATA_DIR",
+    "SENDLINE_DATABASE_URL",
+    "SENDLINE_SHORTENERS_FILE",
+    "SENDLINE_PROVIDER",
+    "SENDLINE_HOST",
+    "SENDLINE_PORT",
+    "SENDLINE_LOG_LEVEL",
+    "SENDLINE_SANDBOX_FAILURE_RATE",
+    "SENDLINE_SANDBOX_MPS",
+}
+
+PROVIDERS = frozenset({"sandbox", "twilio"})
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DEFAULT_DATA_DIR = "./var"
+SQLITE_FILE_NAME = "sendline.db"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    shorteners_file: Path | None = None
+    provider: str = "sandbox"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+    # The sandbox carrier: the fraction of messages it fails with real provider error
+    # codes, and the messages per second it accepts before answering "rate limited".
+    sandbox_failure_rate: float = 0.0
+    sandbox_mps: float | None = None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
+    """Read and check every `SENDLINE_*` variable; raise ConfigError on the first bad one."""
+    unknown = sorted(k for k in env if k.startswith(PREFIX) and k not in KNOWN_VARIABLES)
+    if unknown:
+        known = ", ".join(sorted(KNOWN_VARIABLES))
+        raise ConfigError(f"unknown setting {unknown[0]} (known settings: {known})")
+    data_dir = _read(env, "SENDLINE_DATA_DIR", _path, Path(DEFAULT_DATA_DIR))
+    data_dir = data_dir.expanduser().absolute()
+    default_url = f"sqlite:///{data_dir / SQLITE_FILE_NAME}"
+    return Settings(
+        data_dir=data_dir,
+        database_url=_read(env, "SENDLINE_DATABASE_URL", database_url, default_url),
+        shorteners_file=_read(env, "SENDLINE_SHORTENERS_FILE", _existing_file, None),
+        provider=_read(env, "SENDLINE_PROVIDER", _provider, "sandbox"),
+        host=_read(env, "SENDLINE_HOST", _host, "127.0.0.1"),
+        port=_read(env, "SENDLINE_PORT", _port, 8000),
+        log_level=_read(env, "SENDLINE_LOG_LEVEL", _log_level, "INFO"),
+        sandbox_failure_rate=_read(env, "SENDLINE_SANDBOX_FAILURE_RATE", _fraction, 0.0),
+        sandbox_mps=_read(env, "SENDLINE_SANDBOX_MPS", _positive_or_none, None),
+    )
+
+
+def _read(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: T) -> T:
+    if name not in env:
+        return default
+    raw = env[name]
+    if not raw.strip():
+        raise ConfigError(f"{name} is set but empty; unset it to use the default")
+    try:
+        return parse(raw.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not valid: {exc}") from None
+
+
+def database_url(raw: str) -> str:
+    """Accept sqlite and PostgreSQL URLs; PostgreSQL always goes through psycopg 3."""
+    scheme, sep, rest = raw.partition("://")
+    if not sep or not rest:
+        raise ValueError("expected a URL such as sqlite:///path/to/file.db or postgresql://...")
+    if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
+        return f"postgresql+psycopg://{rest}"
+    if scheme in ("sqlite", "sqlite+pysqlite"):
+        if not rest.startswith("/") or rest == "/":
+            raise ValueError("a SQLite URL needs a file path: sqlite:///path/to/file.db")
+        return f"sqlite://{rest}"
+    raise ValueError(f"unsupported database {scheme!r}; use sqlite:/// or postgresql://")
+
+
+def _path(raw: str) -> Path:
+    return Path(raw)
+
+
+def _existing_file(raw: str) -> Path:
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise ValueError("no such file")
+    return path
+
+
+def _provider(raw: str) -> str:
+    if raw not in PROVIDERS:
+        raise ValueError(f"expected one of {', '.join(sorted(PROVIDERS))}")
+    return raw
+
+
+def _host(raw: str) -> str:
+    if any(c.isspace() for c in raw) or "/" in raw:
+        raise ValueError("expected a host name or IP address")
+    return raw
+
+
+def _port(raw: str) -> int:
+    if not raw.isdigit():
+        raise ValueError("expected a port number 1-65535")
+    port = int(raw)
+    if not 1 <= port <= 65535:
+        raise ValueError("expected a port number 1-65535")
+    return port
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def _fraction(raw: str) -> float:
+    value = float(raw)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("expected a fraction between 0 and 1")
+    return value
+
+
+def _positive_or_none(raw: str) -> float | None:
+    value = float(raw)
+    if value < 0:
+        raise ValueError("expected a number >= 0 (0 means unlimited)")
+    return value or None

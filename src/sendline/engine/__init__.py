@@ -1,0 +1,1 @@
+"""The engine: automations, the send pipeline and the dispatcher."""

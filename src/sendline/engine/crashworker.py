@@ -1,0 +1,99 @@
+"""A bare sending worker for the crash-safety test: dispatch, receipts, reconciliation,
+in a loop, until the outbox is empty.
+
+    python -m sendline.engine.crashworker DATABASE_URL [--lease 2] [--batch 50] ...
+
+The test starts two of these against one PostgreSQL, `kill -9`s them at random and
+restarts them; whatever they leave behind (rows claimed, calls made but not recorded)
+must be settled by the survivors. It exits 0 once no message is queued, sending or
+unknown and the sandbox owes no receipt. SIGTERM stops it gracefully.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import exists, or_, select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+
+from sendline.engine.dispatcher import Dispatcher
+from sendline.providers.sandbox import SandboxProvider
+from sendline.store.db import create_engine_for, session_factory
+from sendline.store.engine_models import Message, SandboxMessage
+
+log = logging.getLogger("sendline.crashworker")
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m sendline.engine.crashworker")
+    parser.add_argument("database_url")
+    parser.add_argument("--lease", type=float, default=2.0, help="seconds")
+    parser.add_argument("--batch", type=int, default=50)
+    parser.add_argument("--failure-rate", type=float, default=0.0)
+    parser.add_argument("--unknown-rate", type=float, default=0.0)
+    parser.add_argument("--report-delay", type=float, default=0.2, help="seconds")
+    return parser.parse_args(argv)
+
+
+def finished(factory: sessionmaker[Session]) -> bool:
+    with factory() as session:
+        pending = select(Message.id).where(Message.status.in_(("queued", "sending", "unknown")))
+        owed = select(SandboxMessage.id).where(SandboxMessage.reported.is_(False))
+        busy = session.scalar(select(or_(exists(pending), exists(owed))))
+    return not busy
+
+
+def run(args: argparse.Namespace) -> int:
+    engine = create_engine_for(args.database_url)
+    factory = session_factory(engine)
+    sandbox = SandboxProvider(
+        factory,
+        failure_rate=args.failure_rate,
+        unknown_rate=args.unknown_rate,
+        report_delay=timedelta(seconds=args.report_delay),
+    )
+    worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    dispatcher = Dispatcher(
+        factory,
+        sandbox,
+        worker_id=worker_id,
+        batch_size=args.batch,
+        lease=timedelta(seconds=args.lease),
+    )
+    signal.signal(signal.SIGTERM, lambda *_: dispatcher.request_stop())
+    try:
+        while not dispatcher.stopping:
+            try:
+                work = dispatcher.dispatch_due()
+                work += len(sandbox.tick(datetime.now(UTC)))
+                work += dispatcher.reconcile()
+            except DBAPIError as exc:  # a deadlock victim or a dropped connection: go on
+                log.warning("pass failed, retrying: %s", str(exc).splitlines()[0])
+                work = 0
+            if not work:
+                if finished(factory):
+                    return 0
+                time.sleep(0.05)
+        return 0
+    finally:
+        dispatcher.release_claims()
+        engine.dispose()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    return run(parse(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

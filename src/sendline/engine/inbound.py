@@ -1,0 +1,247 @@
+"""Inbound texts (R12, R13): keywords act at once, everything else is stored.
+
+A reply is matched to contacts by the sender's number (E.164). When the number we were
+texted on (`to_number`) is an account's sender number, that account's contact is the
+one; otherwise every account that knows the number gets the reply: a STOP must reach
+each business the person may mean, and carriers apply STOP per sender number anyway.
+
+What each reply does:
+- opt-out keyword: an opt-out consent record (method keyword), every pending message to
+  the contact canceled (credits released), then ONE confirmation reply and nothing after
+  it. A second STOP is recorded but sends no second confirmation.
+- opt-in keyword: an opt-in record and a short confirmation (once).
+- help keyword: the account's help text, even to an opted-out contact (carriers require
+  HELP to be answered).
+- free-text revocation: stored for a human to review; no automatic change.
+- anything else: handed to the automations listening for replies.
+
+Delivery is at least once for webhooks, so a reply carrying a provider id is handled
+once: a repeat returns the stored row and does nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from sendline.engine.pipeline import queue_reply
+from sendline.engine.statuses import settle_reservations
+from sendline.engine.triggers import on_reply
+from sendline.sms.optout import ReplyAction, classify_reply
+from sendline.sms.phone import check_phone
+from sendline.store.consent import Consent
+from sendline.store.engine_models import InboundMessage, Message
+from sendline.store.models import Account, Contact
+
+OPT_OUT_CONFIRMATION = (
+    "You are unsubscribed from {name} and will receive no more messages. "
+    "Reply START to resubscribe."
+)
+OPT_IN_CONFIRMATION = (
+    "You are resubscribed to messages from {name}. Reply HELP for help, STOP to opt out."
+)
+SOURCE = "sms reply"
+MAX_SOURCE = 200
+
+
+@dataclass(frozen=True)
+class Handled:
+    """What one inbound text did for one account."""
+
+    inbound: InboundMessage
+    account: Account | None
+    contact: Contact | None
+    reply: Message | None = None  # the confirmation or help text queued, if any
+    canceled: int = 0  # pending messages canceled by an opt-out
+    enrolled: int = 0  # automation runs the reply started
+    duplicate: bool = False  # already handled (same provider id)
+
+    @property
+    def action(self) -> str:
+        return self.inbound.action
+
+
+def receive(
+    session: Session,
+    *,
+    from_number: str,
+    to_number: str | None,
+    body: str,
+    provider_id: str | None = None,
+    now: datetime,
+) -> InboundMessage:
+    """Handle one inbound text; returns its stored row (the first, if several accounts)."""
+    handled = receive_all(
+        session,
+        from_number=from_number,
+        to_number=to_number,
+        body=body,
+        provider_id=provider_id,
+        now=now,
+    )
+    return handled[0].inbound
+
+
+def receive_all(
+    session: Session,
+    *,
+    from_number: str,
+    to_number: str | None,
+    body: str,
+    provider_id: str | None = None,
+    now: datetime,
+) -> list[Handled]:
+    """Handle one inbound text for every account it concerns; one `Handled` per account."""
+    if provider_id is not None:
+        seen = session.scalars(
+            select(InboundMessage).where(InboundMessage.provider_id == provider_id)
+        ).first()
+        if seen is not None:
+            return [Handled(seen, None, None, duplicate=True)]
+    sender = check_phone(from_number).e164 or from_number.strip()
+    to_e164 = (check_phone(to_number).e164 or to_number.strip()) if to_number else None
+    action = classify_reply(body)
+    pairs = _recipients(session, sender, to_e164)
+    if not pairs:
+        account = _account_by_sender(session, to_e164)
+        inbound = _store(session, account, None, from_number, to_number, body, action, provider_id)
+        return [Handled(inbound, account, None)]
+    results: list[Handled] = []
+    for index, (account, contact) in enumerate(pairs):
+        # The provider id is unique: the first row carries it, the others a derived one.
+        row_id = provider_id if index == 0 or provider_id is None else f"{provider_id}#{account.id}"
+        inbound = _store(session, account, contact, from_number, to_number, body, action, row_id)
+        results.append(_act(session, inbound, account, contact, now))
+    return results
+
+
+def _recipients(
+    session: Session, sender: str, to_e164: str | None
+) -> list[tuple[Account, Contact]]:
+    # Filtering on every account id lets both databases use the (account_id,
+    # phone_e164) index instead of scanning all contacts.
+    account_ids = list(session.scalars(select(Account.id)))
+    rows = session.execute(
+        select(Account, Contact)
+        .join(Contact, Contact.account_id == Account.id)
+        .where(Contact.account_id.in_(account_ids), Contact.phone_e164 == sender)
+        .order_by(Account.id)
+    ).all()
+    pairs = [(row[0], row[1]) for row in rows]
+    preferred = [pair for pair in pairs if to_e164 and pair[0].sender_number == to_e164]
+    return preferred or pairs
+
+
+def _account_by_sender(session: Session, to_e164: str | None) -> Account | None:
+    if to_e164 is None:
+        return None
+    return session.scalars(
+        select(Account).where(Account.sender_number == to_e164).order_by(Account.id)
+    ).first()
+
+
+def _store(
+    session: Session,
+    account: Account | None,
+    contact: Contact | None,
+    from_number: str,
+    to_number: str | None,
+    body: str,
+    action: ReplyAction,
+    provider_id: str | None,
+) -> InboundMessage:
+    inbound = InboundMessage(
+        account_id=account.id if account is not None else None,
+        contact_id=contact.id if contact is not None else None,
+        from_number=from_number.strip()[:64],
+        to_number=to_number.strip()[:64] if to_number else None,
+        body=body,
+        action=action.value,
+        provider_id=provider_id,
+    )
+    session.add(inbound)
+    session.flush()
+    return inbound
+
+
+def _act(
+    session: Session, inbound: InboundMessage, account: Account, contact: Contact, now: datetime
+) -> Handled:
+    action = ReplyAction(inbound.action)
+    if action is ReplyAction.OPT_OUT:
+        return _opt_out(session, inbound, account, contact, now)
+    if action is ReplyAction.OPT_IN:
+        return _opt_in(session, inbound, account, contact, now)
+    if action is ReplyAction.HELP:
+        reply = _reply(session, account, contact, account.help_text, now)
+        return Handled(inbound, account, contact, reply=reply)
+    if action is ReplyAction.NONE:
+        enrolled = on_reply(session, account.id, contact.id, inbound.body, now=now)
+        return Handled(inbound, account, contact, enrolled=enrolled)
+    return Handled(inbound, account, contact)  # REVIEW: a person decides
+
+
+def _opt_out(
+    session: Session, inbound: InboundMessage, account: Account, contact: Contact, now: datetime
+) -> Handled:
+    already = contact.sms_consent == "opted_out"
+    Consent(session, account.id).record(
+        contact.id, "opt_out", "keyword", source=_source(inbound), occurred_at=now
+    )
+    canceled = cancel_pending(session, account.id, contact.id, now)
+    # R12: one confirmation and nothing after it, so none for a repeated STOP either.
+    reply = None
+    if not already:
+        text = OPT_OUT_CONFIRMATION.format(name=account.name)
+        reply = _reply(session, account, contact, text, now)
+    return Handled(inbound, account, contact, reply=reply, canceled=canceled)
+
+
+def _opt_in(
+    session: Session, inbound: InboundMessage, account: Account, contact: Contact, now: datetime
+) -> Handled:
+    if contact.sms_consent == "opted_in":
+        return Handled(inbound, account, contact)  # nothing changes: no second confirmation
+    text = OPT_IN_CONFIRMATION.format(name=account.name)
+    # The disclosure of a keyword opt-in is the confirmation that tells them what they
+    # joined and how to leave: the message they get in answer to their keyword.
+    Consent(session, account.id).record(
+        contact.id, "opt_in", "keyword", source=_source(inbound), disclosure=text, occurred_at=now
+    )
+    return Handled(inbound, account, contact, reply=_reply(session, account, contact, text, now))
+
+
+def _reply(
+    session: Session, account: Account, contact: Contact, text: str, now: datetime
+) -> Message | None:
+    if contact.phone_e164 is None:
+        return None
+    return queue_reply(session, account, contact, contact.phone_e164, text, now=now)
+
+
+def cancel_pending(session: Session, account_id: int, contact_id: int, now: datetime) -> int:
+    """Cancel every message to the contact not yet handed to the provider, releasing its
+    credits. Claimed ones (`sending`) are caught by the dispatcher's own check (R13)."""
+    rows = session.execute(
+        update(Message)
+        .where(
+            Message.account_id == account_id,
+            Message.contact_id == contact_id,
+            Message.status.in_(("queued", "held")),
+        )
+        .values(status="canceled", detail="canceled: the contact opted out (R12)", updated_at=now)
+        .returning(Message.account_id, Message.reservation_id)
+        .execution_options(synchronize_session="fetch")
+    ).all()
+    settle_reservations(
+        session, [(row[0], row[1]) for row in rows if row[1] is not None], "release"
+    )
+    return len(rows)
+
+
+def _source(inbound: InboundMessage) -> str:
+    where = f" to {inbound.to_number}" if inbound.to_number else ""
+    return f"{SOURCE} {inbound.body.strip()[:60]!r} from {inbound.from_number}{where}"[:MAX_SOURCE]

@@ -1,0 +1,349 @@
+"""The send pipeline: every check of R1-R15 in one ordered list, each with its reason.
+
+For a `send_sms` step and one contact: plan and add-on (R1) -> consent (R4) -> default
+phone present and valid (R5-R8) -> template renders -> no public shortener (R10) ->
+opt-out clause appended when missing (R11) -> length within the account's max segments
+(R9) -> frequency cap (R15) -> credits reserved (R3) -> quiet hours (R14: scheduled for
+the next window, not held). A message that fails a check is stored `held` with its
+reason and a sentence for people: nothing is silently dropped, and a held message can
+be released once its cause is fixed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from sendline.errors import InsufficientCredits, NotFound
+from sendline.rulebook import packaged_shorteners
+from sendline.sms.check import MessageRules, check_message
+from sendline.sms.encoding import segment_info
+from sendline.sms.links import ShortenerList
+from sendline.sms.phone import time_zones_for
+from sendline.sms.schedule import next_send_time
+from sendline.sms.templates import Template, TemplateError
+from sendline.store.credits import Credits
+from sendline.store.engine_models import Message
+from sendline.store.models import Account, Contact
+
+# Statuses that count toward the frequency cap: everything that was or will be sent.
+CAPPED_STATUSES = ("queued", "sending", "unknown", "sent", "delivered", "undelivered")
+CAP_WINDOW = timedelta(hours=24)
+
+HOLD_REASONS = (
+    "sms_not_in_plan",
+    "sms_addon_required",
+    "no_consent",
+    "opted_out",
+    "no_phone",
+    "invalid_phone",
+    "landline",
+    "template_error",
+    "empty",
+    "public_shortener",
+    "too_long",
+    "frequency_cap",
+    "insufficient_credits",
+)
+
+_PHONE_DETAIL = {
+    "no_phone": "the contact's default phone field is empty (custom phone fields are never used)",
+    "invalid_phone": "the default phone is not a valid number: outside the US it needs "
+    "+country code (E.164); US numbers need the area code",
+    "landline": "the default phone is a landline, which cannot receive SMS",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A message that passed the content checks: what would be sent, and its cost."""
+
+    body: str
+    encoding: str
+    segments: int
+    credits: int
+
+
+@dataclass(frozen=True, slots=True)
+class SmsRequest:
+    template: str
+    automation_id: int | None = None
+    run_id: int | None = None
+    step_id: str | None = None
+    idempotency_key: str | None = None
+    event: Mapping[str, Any] | None = None  # payload of a custom-event trigger
+
+
+class Pipeline:
+    """The checks for one account, with what they need compiled once."""
+
+    def __init__(self, account: Account, shorteners: ShortenerList | None = None) -> None:
+        self.account = account
+        self.rules = MessageRules(
+            shorteners=shorteners or packaged_shorteners(),
+            clause=account.optout_clause,
+            max_segments=account.max_segments,
+        )
+        self._templates: dict[str, Template | TemplateError] = {}
+        self._known_tags: frozenset[str] | None = None
+
+    # -- pure checks ----------------------------------------------------------------
+
+    def draft(
+        self, contact: Contact, template: str, event: Mapping[str, Any] | None = None
+    ) -> Draft | Hold:
+        """R1, R4, R5-R8, template, R10, R11, R9: everything that needs no counting."""
+        refusal = self.account.sms_refusal()
+        if refusal is not None:
+            return Hold(refusal.code, refusal.message)
+        if contact.sms_consent != "opted_in":
+            reason = "opted_out" if contact.sms_consent == "opted_out" else "no_consent"
+            return Hold(
+                reason,
+                "the contact has not opted in to SMS from this account"
+                if reason == "no_consent"
+                else "the contact opted out of SMS",
+            )
+        if contact.phone_status != "ok" or contact.phone_e164 is None:
+            status = contact.phone_status if contact.phone_status != "ok" else "invalid_phone"
+            return Hold(status, _PHONE_DETAIL.get(status, status))
+        compiled = self._template(template)
+        if isinstance(compiled, TemplateError):
+            return Hold("template_error", str(compiled))
+        body = compiled.render(_values(contact, event))
+        result = check_message(body, self.rules, rendered=True)
+        if result.violations:
+            first = result.violations[0]
+            return Hold(first.code, first.detail)
+        rate = self.account.credit_cost(result.sent_segments, contact.phone_region)
+        return Draft(result.sent_body, result.encoding.value, result.sent_segments, rate)
+
+    def due_at(self, contact: Contact, now: datetime) -> datetime:
+        """R14: now if inside the contact's sending window, else the window's next start."""
+        zones = _zones(contact.phone_e164, contact.time_zone)
+        return next_send_time(now, zones, self.account.quiet_start, self.account.quiet_end)
+
+    def _template(self, source: str) -> Template | TemplateError:
+        cached = self._templates.get(source)
+        if cached is None:
+            try:
+                cached = Template.compile(source, self.known_tags)
+            except TemplateError as exc:
+                cached = exc
+            self._templates[source] = cached
+        return cached
+
+    @property
+    def known_tags(self) -> frozenset[str]:
+        if self._known_tags is None:
+            fields = self.account_fields()
+            self._known_tags = frozenset({*fields, "EVENT.*"})
+        return self._known_tags
+
+    def account_fields(self) -> frozenset[str]:
+        from sendline.store.models import CustomField  # noqa: PLC0415
+
+        session = Session.object_session(self.account)
+        if session is None:
+            return frozenset()
+        keys = session.scalars(
+            select(CustomField.key).where(CustomField.account_id == self.account.id)
+        )
+        return frozenset(keys)
+
+    # -- with the database ---------------------------------------------------------
+
+    def queue(
+        self, session: Session, contact: Contact, request: SmsRequest, now: datetime
+    ) -> Message:
+        """Create the message for one contact: queued (credits reserved) or held."""
+        if request.idempotency_key is not None:
+            existing = session.scalar(
+                select(Message).where(Message.idempotency_key == request.idempotency_key)
+            )
+            if existing is not None:
+                return existing  # the step already ran: never a second message
+        message = Message(
+            account_id=self.account.id,
+            contact_id=contact.id,
+            automation_id=request.automation_id,
+            run_id=request.run_id,
+            step_id=request.step_id,
+            kind="marketing",
+            template=request.template,
+            idempotency_key=request.idempotency_key,
+            status="held",  # provisional: _settle decides before the row is written
+            created_at=now,
+            updated_at=now,
+        )
+        self._settle(session, message, contact, request.event, now)
+        return message
+
+    def _settle(
+        self,
+        session: Session,
+        message: Message,
+        contact: Contact,
+        event: Mapping[str, Any] | None,
+        now: datetime,
+    ) -> None:
+        outcome = self.draft(contact, message.template or "", event)
+        message.to_e164, message.region = contact.phone_e164, contact.phone_region
+        if isinstance(outcome, Draft):
+            message.body, message.encoding = outcome.body, outcome.encoding
+            message.segments, message.credits = outcome.segments, outcome.credits
+            # Counted before this message is in the session (a held message being
+            # released is not counted either: held is not a capped status).
+            if recent_count(session, contact.id, now) >= self.account.frequency_cap:
+                outcome = Hold(
+                    "frequency_cap",
+                    f"the contact already has {self.account.frequency_cap} messages in the "
+                    "last 24 hours (the account's frequency cap)",
+                )
+        session.add(message)
+        if isinstance(outcome, Hold):
+            _hold(message, outcome, now)
+            session.flush()
+            return
+        message.status, message.held_reason, message.detail = "queued", None, None
+        session.flush()  # the message id is the reservation's reference
+        try:
+            reservation = Credits(session, self.account.id).reserve(
+                message.credits, message_id=message.id
+            )
+        except InsufficientCredits as exc:
+            _hold(message, Hold("insufficient_credits", str(exc)), now)
+            return
+        message.reservation_id = reservation.id
+        message.due_at = self.due_at(contact, now)
+        message.updated_at = now
+
+    def release(self, session: Session, message_id: int, now: datetime) -> Message:
+        """Run the checks again for a held message whose cause has been fixed."""
+        message = session.get(Message, message_id)
+        if message is None or message.account_id != self.account.id:
+            raise NotFound(f"no message {message_id} in this account")
+        if message.status != "held":
+            raise NotFound(f"message {message_id} is {message.status}, not held")
+        contact = session.get(Contact, message.contact_id) if message.contact_id else None
+        if contact is None:
+            raise NotFound(f"message {message_id} has no contact any more")
+        self._settle(session, message, contact, None, now)
+        return message
+
+
+def recent_count(session: Session, contact_id: int, now: datetime) -> int:
+    """R15: marketing messages to a contact in the rolling 24 hours before `now`."""
+    query = select(func.count()).where(
+        Message.contact_id == contact_id,
+        Message.kind == "marketing",
+        Message.status.in_(CAPPED_STATUSES),
+        Message.created_at > now - CAP_WINDOW,
+    )
+    return int(session.scalar(query) or 0)
+
+
+def _hold(message: Message, hold: Hold, now: datetime) -> None:
+    message.status, message.held_reason, message.detail = "held", hold.reason, hold.detail
+    message.due_at = None
+    message.updated_at = now
+
+
+def _values(contact: Contact, event: Mapping[str, Any] | None) -> dict[str, str | None]:
+    values: dict[str, str | None] = {
+        "FIRSTNAME": contact.first_name,
+        "LASTNAME": contact.last_name,
+        "EMAIL": contact.email,
+        "PHONE": contact.phone,
+    }
+    for key, value in (contact.fields or {}).items():
+        values[key.upper()] = None if value is None else str(value)
+    for key, value in (event or {}).items():
+        values[f"EVENT.{str(key).upper()}"] = None if value is None else str(value)
+    return values
+
+
+@lru_cache(maxsize=4096)
+def _zone(name: str) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+@lru_cache(maxsize=65536)
+def _zones_of_number(e164: str) -> tuple[ZoneInfo, ...]:
+    return tuple(z for z in map(_zone, time_zones_for(e164)) if z is not None)
+
+
+def _zones(e164: str | None, stored: str | None) -> tuple[ZoneInfo, ...]:
+    # Every zone the number may ring in (R14); the stored zone is the fallback when
+    # libphonenumber cannot tell.
+    if e164 is not None:
+        zones = _zones_of_number(e164)
+        if zones:
+            return zones
+    zone = _zone(stored) if stored else None
+    return (zone,) if zone is not None else ()
+
+
+def queue_reply(
+    session: Session,
+    account: Account,
+    contact: Contact | None,
+    to_e164: str,
+    body: str,
+    *,
+    now: datetime,
+) -> Message:
+    """Queue a transactional reply (opt-out confirmation, HELP answer).
+
+    Not marketing: no consent, quiet-hours or frequency checks and no clause appended
+    (a STOP confirmation must reach someone who just opted out, at once). Still paid for
+    (R3): without credits it is held like any message, never dropped.
+    """
+    info = segment_info(body)
+    region = contact.phone_region if contact is not None else None
+    message = Message(
+        account_id=account.id,
+        contact_id=contact.id if contact is not None else None,
+        kind="reply",
+        to_e164=to_e164,
+        region=region,
+        body=body,
+        encoding=info.encoding.value,
+        segments=info.segments,
+        credits=account.credit_cost(info.segments, region),
+        status="held",
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(message)
+    refusal = account.sms_refusal()
+    if refusal is not None:
+        _hold(message, Hold(refusal.code, refusal.message), now)
+        session.flush()
+        return message
+    session.flush()
+    try:
+        reservation = Credits(session, account.id).reserve(message.credits, message_id=message.id)
+    except InsufficientCredits as exc:
+        _hold(message, Hold("insufficient_credits", str(exc)), now)
+        return message
+    message.reservation_id = reservation.id
+    message.status, message.held_reason, message.detail = "queued", None, None
+    message.due_at = now
+    return message

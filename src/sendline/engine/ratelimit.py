@@ -1,0 +1,124 @@
+"""Shared rate limits: GCRA on the `rate_limits` table.
+
+Every sender number has a carrier-imposed rate (messages per second, counted in
+segments), and a burst above it gets messages filtered or the number flagged. The limit
+must hold across every worker on every machine, so its state is one row per key in the
+database, changed by one atomic `UPDATE ... RETURNING` (PostgreSQL, SQLite >= 3.35).
+
+GCRA keeps a single number per key, the theoretical arrival time (`tat`): when the next
+unit may go. Taking `cost` units at rate r moves it by cost/r, and up to `burst` units
+may go ahead of it. Time is the database's clock, not the worker's: workers on several
+machines with skewed clocks would each believe they own a different slice of the rate.
+
+Two modes:
+- `acquire` (a sender pacing itself): always reserves the slot and returns how long to
+  wait before using it. Sleeping that long holds the rate exactly, whatever the number of
+  workers, with no retry storm.
+- `try_acquire` (a carrier policing a sender, as the sandbox does): takes the slot only
+  when it is free now, and otherwise says how long until it would be; nothing is
+  reserved when refused, so a refused caller does not push the others back.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Float, bindparam, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.elements import ColumnElement
+
+from sendline.errors import InvalidInput
+from sendline.store.engine_models import RateLimit
+
+
+def acquire(
+    session_factory: sessionmaker[Session],
+    key: str,
+    cost: float,
+    rate_per_second: float,
+    burst: int = 1,
+) -> float:
+    """Reserve `cost` units on `key`; return the seconds to wait before using them."""
+    interval = _interval(rate_per_second, burst)
+    increment = cost * interval
+    with session_factory.begin() as session:
+        row = _advance(session, key, increment)
+        if row is None:
+            _create(session, key)
+            row = _advance(session, key, increment)
+        assert row is not None
+    new_tat, now = row
+    start = new_tat - increment  # when this reservation's first unit may go
+    return max(0.0, start - now - (burst - 1) * interval)
+
+
+def try_acquire(
+    session_factory: sessionmaker[Session],
+    key: str,
+    cost: float,
+    rate_per_second: float,
+    burst: int = 1,
+) -> float:
+    """Take `cost` units on `key` if they are free now (returns 0.0); else the seconds
+    until they would be (nothing taken)."""
+    interval = _interval(rate_per_second, burst)
+    tolerance = (burst - 1) * interval
+    with session_factory.begin() as session:
+        _create(session, key)
+        # The row lock (SQLite: the write lock BEGIN IMMEDIATE took) makes the read and
+        # the write below one step for every other caller.
+        tat, now = session.execute(
+            select(RateLimit.tat, _db_now(session)).where(RateLimit.key == key).with_for_update()
+        ).one()
+        start = max(float(tat), float(now))
+        if start - now > tolerance:
+            return start - now - tolerance
+        session.execute(
+            update(RateLimit)
+            .where(RateLimit.key == key)
+            .values(tat=start + cost * interval)
+            .execution_options(synchronize_session=False)
+        )
+    return 0.0
+
+
+def reset(session_factory: sessionmaker[Session], key: str) -> None:
+    """Forget a key's state (tests, or a sender number whose rate changed)."""
+    with session_factory.begin() as session:
+        session.execute(delete(RateLimit).where(RateLimit.key == key))
+
+
+def _interval(rate_per_second: float, burst: int) -> float:
+    if not rate_per_second > 0 or burst < 1:
+        raise InvalidInput(
+            f"a rate limit needs a positive rate and burst, not {rate_per_second}/{burst}"
+        )
+    return 1.0 / rate_per_second
+
+
+def _db_now(session: Session) -> ColumnElement[float]:
+    """Epoch seconds on the database's clock, fixed for the whole statement."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.extract("epoch", func.statement_timestamp()).cast(Float)
+    # julianday('now') has millisecond precision and is constant within a statement.
+    return (func.julianday("now") - 2440587.5) * 86400.0
+
+
+def _advance(session: Session, key: str, increment: float) -> tuple[float, float] | None:
+    """tat = max(tat, now) + increment, atomically; (new tat, db now), or None if no row."""
+    greatest = func.greatest if session.get_bind().dialect.name == "postgresql" else func.max
+    now = _db_now(session)
+    statement = (
+        update(RateLimit)
+        .where(RateLimit.key == key)
+        .values(tat=greatest(RateLimit.tat, now) + bindparam("inc", increment, type_=Float))
+        .returning(RateLimit.tat, now)
+        .execution_options(synchronize_session=False)
+    )
+    row = session.execute(statement).first()
+    return None if row is None else (float(row[0]), float(row[1]))
+
+
+def _create(session: Session, key: str) -> None:
+    maker = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(maker(RateLimit).values(key=key, tat=0.0).on_conflict_do_nothing())

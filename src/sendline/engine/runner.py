@@ -1,0 +1,398 @@
+"""The runner: advances due automation runs, a batch at a time, exactly once per step.
+
+A run is a row: the next step to run, the number of steps done, when it is next due.
+A worker claims a batch of due runs (a short transaction that stamps `claimed_by` and a
+lease; `FOR UPDATE SKIP LOCKED` lets workers on PostgreSQL claim side by side, SQLite
+serializes them with `BEGIN IMMEDIATE`), then advances them in ONE transaction that
+holds both the steps' effects (messages, tags, new runs) and the runs' new positions.
+So a step's effect is committed exactly when the run moves past it: a crash before the
+commit loses both and the run resumes where it stood once its lease expires; a
+`send_sms` replayed after a lost commit finds its message by idempotency key
+(`run:<id>:<steps done>`) and never sends twice.
+
+If one run of a batch raises, the batch is rolled back and its runs are redone one per
+transaction, so a bad run fails alone. Database outages are not a run's fault: the
+error propagates and the leases bring the runs back.
+
+Waits set `due_at` (and `wait_until`). Any change to the contact made through
+`actions` wakes its sleeping runs (due now); the runner then checks the goals ahead of
+the run and, if none holds, puts it back to sleep until `wait_until`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from sendline.engine.actions import Actions
+from sendline.engine.automations import load_definition
+from sendline.engine.conditions import RunScope, holds
+from sendline.engine.definitions import (
+    AddTagStep,
+    AutomationDefinition,
+    ExitStep,
+    GoalStep,
+    IfElseStep,
+    RemoveTagStep,
+    SendSmsStep,
+    Step,
+    SubscribeStep,
+    UnsubscribeStep,
+    UpdateFieldStep,
+    WaitStep,
+)
+from sendline.engine.pipeline import Pipeline, SmsRequest
+from sendline.engine.triggers import local_zone
+from sendline.errors import SendlineError
+from sendline.sms.links import ShortenerList
+from sendline.store.engine_models import Automation, AutomationRun, AutomationVersion
+from sendline.store.models import Account, Contact
+from sendline.store.types import utcnow
+
+log = logging.getLogger(__name__)
+
+MAX_STEPS_PER_PASS = 100  # more steps than this without a wait: an if_else loops back
+GOAL_RECHECK = timedelta(days=1)  # a run waiting at a goal looks again at least daily
+WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
+_RUN_COLUMNS = (
+    AutomationRun.id,
+    AutomationRun.account_id,
+    AutomationRun.automation_id,
+    AutomationRun.version_id,
+    AutomationRun.contact_id,
+    AutomationRun.step_id,
+    AutomationRun.steps_done,
+    AutomationRun.due_at,
+    AutomationRun.wait_until,
+    AutomationRun.context,
+    AutomationRun.created_at,
+)
+
+
+@dataclass(slots=True)
+class RunState:
+    """A run's position while a batch advances it; written back in one bulk UPDATE."""
+
+    id: int
+    account_id: int
+    automation_id: int
+    version_id: int
+    contact_id: int
+    step_id: str | None
+    steps_done: int
+    due_at: datetime | None
+    wait_until: datetime | None
+    context: dict[str, Any]
+    created_at: datetime
+    status: str = "active"
+    error: str | None = None
+
+    def end(self, status: str, error: str | None = None) -> None:
+        self.status, self.error = status, error
+        self.step_id = self.due_at = self.wait_until = None
+
+    def row(self, now: datetime) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status,
+            "step_id": self.step_id,
+            "steps_done": self.steps_done,
+            "due_at": self.due_at,
+            "wait_until": self.wait_until,
+            "error": self.error,
+            "claimed_by": None,
+            "claimed_until": None,
+            "updated_at": now,
+        }
+
+
+@dataclass
+class _Batch:
+    """What a batch loads once: contacts, definitions, one Pipeline per account."""
+
+    session: Session
+    now: datetime
+    contacts: dict[int, Contact]
+    definitions: dict[int, AutomationDefinition]
+    pipelines: dict[int, Pipeline]
+    live: set[int]  # automations still active
+    touched: dict[int, set[int]] = field(default_factory=dict)  # contact -> runs that acted
+
+
+class Runner:
+    """Advances due runs; one per worker process (`worker_id` names its claims)."""
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        *,
+        worker_id: str,
+        batch_size: int = 200,
+        lease: timedelta = timedelta(seconds=60),
+        clock: Callable[[], datetime] = utcnow,
+        shorteners: ShortenerList | None = None,
+    ) -> None:
+        self._sessions = session_factory
+        self.worker_id = worker_id
+        self.batch_size = batch_size
+        self.lease = lease
+        self._clock = clock
+        self._shorteners = shorteners
+
+    def run_due(self) -> int:
+        """Advance every run that is due, batch after batch; returns the runs advanced."""
+        total = 0
+        while True:
+            claimed = self.claim()
+            if not claimed:
+                return total
+            total += self.process(claimed)
+
+    def claim(self) -> list[int]:
+        """Claim up to batch_size due runs of active automations (committed at once)."""
+        with self._sessions.begin() as session:
+            now = self._clock()
+            query = (
+                select(AutomationRun.id)
+                .join(Automation, Automation.id == AutomationRun.automation_id)
+                .where(
+                    AutomationRun.status == "active",
+                    AutomationRun.due_at <= now,
+                    Automation.status == "active",
+                    or_(AutomationRun.claimed_until.is_(None), AutomationRun.claimed_until <= now),
+                )
+                .order_by(AutomationRun.due_at, AutomationRun.id)
+                .limit(self.batch_size)
+                .with_for_update(skip_locked=True, of=AutomationRun)
+            )
+            ids = list(session.scalars(query))
+            if ids:
+                session.execute(
+                    update(AutomationRun)
+                    .where(AutomationRun.id.in_(ids))
+                    .values(claimed_by=self.worker_id, claimed_until=now + self.lease)
+                    .execution_options(synchronize_session=False)
+                )
+            return ids
+
+    def process(self, run_ids: list[int]) -> int:
+        """Advance claimed runs in one transaction; a failing batch is redone run by run."""
+        try:
+            with self._sessions.begin() as session:
+                return self._advance_batch(session, run_ids)
+        except DBAPIError as exc:
+            if not isinstance(exc, IntegrityError | DataError):
+                raise  # the database, not the run: leases bring the runs back later
+            error: Exception = exc
+        except Exception as exc:  # noqa: BLE001 - any bug in one run must not stop the rest
+            error = exc
+        if len(run_ids) == 1:
+            log.error("automation run %s failed: %s", run_ids[0], error)
+            self._fail(run_ids[0], error)
+            return 1
+        return sum(self.process([run_id]) for run_id in run_ids)
+
+    # -- one batch -----------------------------------------------------------------
+
+    def _advance_batch(self, session: Session, run_ids: list[int]) -> int:
+        now = self._clock()
+        rows = session.execute(
+            select(*_RUN_COLUMNS)
+            .where(AutomationRun.id.in_(run_ids), AutomationRun.claimed_by == self.worker_id)
+            .with_for_update()
+        )
+        runs = [RunState(*row) for row in rows]
+        if not runs:
+            return 0
+        batch = self._load(session, runs, now)
+        for run in runs:
+            if run.automation_id in batch.live:
+                self._advance(batch, run)
+        for run in runs:
+            # Woken by another run of the same contact after it went back to sleep.
+            others = batch.touched.get(run.contact_id, set()) - {run.id}
+            if others and run.status == "active" and run.due_at and run.due_at > now:
+                run.due_at = now
+        session.execute(update(AutomationRun), [run.row(now) for run in runs])
+        return len(runs)
+
+    def _load(self, session: Session, runs: list[RunState], now: datetime) -> _Batch:
+        contact_ids = {r.contact_id for r in runs}
+        contacts = session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))
+        versions = session.execute(
+            select(AutomationVersion.id, AutomationVersion.definition).where(
+                AutomationVersion.id.in_({r.version_id for r in runs})
+            )
+        )
+        account_ids = {r.account_id for r in runs}
+        accounts = session.scalars(select(Account).where(Account.id.in_(account_ids)))
+        live = session.scalars(
+            select(Automation.id).where(
+                Automation.id.in_({r.automation_id for r in runs}), Automation.status == "active"
+            )
+        )
+        return _Batch(
+            session=session,
+            now=now,
+            contacts={c.id: c for c in contacts},
+            definitions={vid: load_definition(data) for vid, data in versions},
+            pipelines={a.id: Pipeline(a, self._shorteners) for a in accounts},
+            live=set(live),
+        )
+
+    def _fail(self, run_id: int, error: Exception) -> None:
+        with self._sessions.begin() as session:
+            session.execute(
+                update(AutomationRun)
+                .where(AutomationRun.id == run_id, AutomationRun.claimed_by == self.worker_id)
+                .values(
+                    status="failed",
+                    error=f"{type(error).__name__}: {error}"[:2000],
+                    due_at=None,
+                    claimed_by=None,
+                    claimed_until=None,
+                    updated_at=self._clock(),
+                )
+            )
+
+    # -- one run -------------------------------------------------------------------
+
+    def _advance(self, batch: _Batch, run: RunState) -> None:
+        definition = batch.definitions[run.version_id]
+        if run.contact_id not in batch.contacts:
+            run.end("failed", "the contact no longer exists")
+            return
+        if run.wait_until is not None and run.wait_until > batch.now:
+            # Woken before its time by a change to the contact: only a goal moves it now.
+            if not _reach_goal(batch, run, definition):
+                run.due_at = run.wait_until
+                return
+        run.wait_until = None
+        for _ in range(MAX_STEPS_PER_PASS):
+            if run.step_id is None:
+                run.end("completed")
+                return
+            if _reach_goal(batch, run, definition):
+                continue
+            if not self._step(batch, run, definition):
+                return
+        run.end("failed", f"more than {MAX_STEPS_PER_PASS} steps without a wait (a loop?)")
+
+    def _step(self, batch: _Batch, run: RunState, definition: AutomationDefinition) -> bool:
+        """Run the step at the run's position; False when the run waits or ended."""
+        assert run.step_id is not None
+        index = definition.index_of(run.step_id)
+        step = definition.steps[index]
+        following = _next_id(definition, index)
+        done, run.steps_done = run.steps_done, run.steps_done + 1
+        contact = batch.contacts[run.contact_id]
+        if isinstance(step, SendSmsStep):
+            request = SmsRequest(
+                template=step.body,
+                automation_id=run.automation_id,
+                run_id=run.id,
+                step_id=step.id,
+                idempotency_key=f"run:{run.id}:{done}",
+                event=run.context.get("event"),
+            )
+            batch.pipelines[run.account_id].queue(batch.session, contact, request, batch.now)
+        elif isinstance(step, WaitStep):
+            run.step_id = following
+            run.wait_until = run.due_at = wait_until(step, contact, batch.now)
+            return False
+        elif isinstance(step, IfElseStep):
+            target = step.then if _holds(batch, run, step) else step.else_
+            run.step_id = target or following
+            return True
+        elif isinstance(step, GoalStep):
+            return _at_goal(batch, run, step, following)
+        elif isinstance(step, ExitStep):
+            run.end("exited")
+            return False
+        else:
+            self._act(batch, run, step)
+            if run.status != "active":
+                return False
+        run.step_id = following
+        return True
+
+    def _act(self, batch: _Batch, run: RunState, step: Step) -> None:
+        """A contact change; a refused change (a field since deleted) fails this run only."""
+        actions = Actions(
+            batch.session, run.account_id, now=batch.now, depth=run.context.get("depth", 0) + 1
+        )
+        contact_id = run.contact_id
+        try:
+            with batch.session.begin_nested():
+                if isinstance(step, AddTagStep):
+                    actions.add_tag(contact_id, step.tag)
+                elif isinstance(step, RemoveTagStep):
+                    actions.remove_tag(contact_id, step.tag)
+                elif isinstance(step, UpdateFieldStep):
+                    actions.update_fields(contact_id, {step.field: step.value})
+                elif isinstance(step, SubscribeStep):
+                    actions.subscribe(contact_id, step.list)
+                elif isinstance(step, UnsubscribeStep):
+                    actions.unsubscribe(contact_id, step.list)
+        except SendlineError as exc:
+            run.end("failed", f"step {step.id}: {exc.message}")
+            return
+        batch.touched.setdefault(contact_id, set()).add(run.id)
+
+
+def _holds(batch: _Batch, run: RunState, step: IfElseStep | GoalStep) -> bool:
+    scope = RunScope(run_id=run.id, started_at=run.created_at)
+    return holds(batch.session, run.contact_id, step.condition, scope)
+
+
+def _at_goal(batch: _Batch, run: RunState, step: GoalStep, following: str | None) -> bool:
+    """A run reaching a goal in sequence: past it if met, else as `otherwise` says."""
+    if _holds(batch, run, step) or step.otherwise == "continue":
+        run.step_id = following
+        return True
+    if step.otherwise == "exit":
+        run.end("exited")
+        return False
+    run.due_at = batch.now + GOAL_RECHECK  # stays at the goal; actions wake it sooner
+    return False
+
+
+def _reach_goal(batch: _Batch, run: RunState, definition: AutomationDefinition) -> bool:
+    """Jump past the furthest goal ahead of the run whose condition holds, if any."""
+    position = definition.index_of(run.step_id) if run.step_id else len(definition.steps)
+    for index in range(len(definition.steps) - 1, position - 1, -1):
+        goal = definition.steps[index]
+        if isinstance(goal, GoalStep) and _holds(batch, run, goal):
+            run.step_id = _next_id(definition, index)
+            run.steps_done += 1
+            run.wait_until = None
+            return True
+    return False
+
+
+def _next_id(definition: AutomationDefinition, index: int) -> str | None:
+    return definition.steps[index + 1].id if index + 1 < len(definition.steps) else None
+
+
+def wait_until(step: WaitStep, contact: Contact, now: datetime) -> datetime:
+    """When a wait step ends: after its duration, or at the next matching local time."""
+    if step.duration is not None:
+        return now + step.delay()
+    assert step.until_time is not None
+    zone = local_zone(contact.time_zone)
+    hour, minute = (int(p) for p in step.until_time.split(":"))
+    days = {WEEKDAYS[d] for d in step.weekdays} if step.weekdays else set(range(7))
+    local_day = now.astimezone(zone).date()
+    for offset in range(8):
+        day = local_day + timedelta(days=offset)
+        moment = datetime.combine(day, time(hour, minute), tzinfo=zone).astimezone(UTC)
+        if day.weekday() in days and moment > now:
+            return moment
+    raise AssertionError("a week always holds an allowed day")  # pragma: no cover

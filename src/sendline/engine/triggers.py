@@ -1,0 +1,381 @@
+"""Enrollment: what puts a contact into an automation, as a run due at once.
+
+Each trigger finds the account's *active* automations listening for it (indexed by
+account, trigger type and key) and inserts one run per automation on its current
+version. Re-entry "once" is a unique enrollment key, `automation:contact` (date triggers
+add the day, so every anniversary enters once), and the insert is `ON CONFLICT DO
+NOTHING`: two processes enrolling the same contact at the same moment cannot both win,
+and nothing is read first. Re-entry "always" stores no key.
+
+A bulk start is one `INSERT ... SELECT` over the segment: 100,000 runs never pass
+through Python. Automations that change contacts can trigger each other; the chain
+depth travels in the run context and enrollment stops at MAX_DEPTH, so two automations
+that tag each other's contacts cannot loop forever.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import JSON, Insert, String, and_, cast, func, literal, null, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from sendline.engine.automations import Automations, fold_keyword, load_definition
+from sendline.engine.conditions import both, segment_query
+from sendline.engine.definitions import AutomationDefinition, BulkTrigger, Condition, DateTrigger
+from sendline.errors import Conflict, InvalidInput
+from sendline.sms.optout import ReplyAction, classify_reply
+from sendline.store.engine_models import Automation, AutomationRun, AutomationVersion
+from sendline.store.models import Contact
+from sendline.store.types import UTCDateTime
+
+log = logging.getLogger(__name__)
+
+MAX_DEPTH = 5  # automations enrolling contacts into automations, at most this deep
+_KEYWORD_REPLIES = (ReplyAction.OPT_OUT, ReplyAction.OPT_IN, ReplyAction.HELP, ReplyAction.REVIEW)
+
+
+# -- contact events ------------------------------------------------------------------
+
+
+def on_list_subscribed(
+    session: Session,
+    account_id: int,
+    contact_id: int,
+    list_name: str,
+    *,
+    now: datetime,
+    depth: int = 0,
+) -> int:
+    """Enroll a contact who just joined a list; returns the runs created."""
+    found = _listening(session, account_id, "list_subscribed", list_name.strip())
+    return _enroll_each(session, found, contact_id, now=now, depth=depth)
+
+
+def on_tag_added(
+    session: Session, account_id: int, contact_id: int, tag: str, *, now: datetime, depth: int = 0
+) -> int:
+    found = _listening(session, account_id, "tag_added", tag.strip())
+    return _enroll_each(session, found, contact_id, now=now, depth=depth)
+
+
+def on_field_changed(
+    session: Session,
+    account_id: int,
+    contact_id: int,
+    field: str,
+    value: Any,
+    *,
+    now: datetime,
+    depth: int = 0,
+) -> int:
+    """A field changed to `value`; triggers with `to` fire only on that value."""
+    found = [
+        (automation, definition)
+        for automation, definition in _listening(
+            session, account_id, "field_changed", field.strip().upper()
+        )
+        if _changed_to(definition, value)
+    ]
+    return _enroll_each(session, found, contact_id, now=now, depth=depth)
+
+
+def on_event(
+    session: Session,
+    account_id: int,
+    contact_id: int,
+    name: str,
+    payload: Mapping[str, Any] | None,
+    *,
+    now: datetime,
+    depth: int = 0,
+) -> int:
+    """A custom event; its payload is %EVENT.KEY% in the automation's templates."""
+    event = _payload(payload)
+    found = _listening(session, account_id, "event", name.strip())
+    return _enroll_each(session, found, contact_id, now=now, depth=depth, event=event)
+
+
+def on_reply(
+    session: Session, account_id: int, contact_id: int, body: str, *, now: datetime
+) -> int:
+    """An inbound text: wakes the contact's runs (replied conditions), enrolls on keywords.
+
+    Opt-out, opt-in and help keywords are the inbound handler's business (R12), and a
+    reply that reads like a revocation must never start a marketing sequence.
+    """
+    wake_runs(session, contact_id, now=now)
+    if classify_reply(body) in _KEYWORD_REPLIES:
+        return 0
+    folded = fold_keyword(body)
+    found = [
+        (automation, definition)
+        for automation, definition in _listening(session, account_id, "reply", None, any_key=True)
+        if automation.trigger_key is None
+        or folded == automation.trigger_key
+        or folded.startswith(automation.trigger_key + " ")
+    ]
+    return _enroll_each(session, found, contact_id, now=now, depth=0, event={"body": body})
+
+
+def wake_runs(session: Session, contact_id: int, *, now: datetime) -> int:
+    """Make the contact's sleeping runs due now, so their goals are checked again."""
+    result = session.execute(
+        update(AutomationRun)
+        .where(
+            AutomationRun.contact_id == contact_id,
+            AutomationRun.status == "active",
+            AutomationRun.due_at > now,
+        )
+        .values(due_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# -- bulk and scheduled --------------------------------------------------------------
+
+
+def start_bulk(
+    session: Session,
+    account_id: int,
+    automation_id: int,
+    *,
+    now: datetime,
+    segment: Condition | None = None,
+) -> int:
+    """Enroll every contact of the segment (and the trigger's own segment) at once."""
+    automations = Automations(session, account_id)
+    automations.check_segment(segment)
+    automation = automations.get(automation_id)
+    if automation.status != "active" or automation.current_version_id is None:
+        raise Conflict(
+            f"automation {automation.name!r} is {automation.status}; activate it first",
+            code="automation_not_active",
+        )
+    definition = load_definition(Automations(session, account_id).version(automation).definition)
+    own = definition.trigger.segment if isinstance(definition.trigger, BulkTrigger) else None
+    contacts = segment_query(session, account_id, both(own, segment))
+    key = (
+        literal(f"{automation.id}:") + cast(Contact.id, String)
+        if definition.reentry == "once"
+        else null()
+    )
+    moment = literal(now, UTCDateTime())
+    rows = contacts.with_only_columns(
+        literal(account_id),
+        literal(automation.id),
+        literal(automation.current_version_id),
+        Contact.id,
+        literal("active"),
+        literal(definition.steps[0].id),
+        literal(0),
+        moment,
+        literal({"depth": 0}, JSON().with_variant(postgresql.JSONB(), "postgresql")),
+        key,
+        moment,
+        moment,
+    )
+    columns = ["account_id", "automation_id", "version_id", "contact_id", "status", "step_id"]
+    columns += ["steps_done", "due_at", "context", "enrollment_key", "created_at", "updated_at"]
+    # preserve_rowcount: psycopg reports -1 for INSERT ... SELECT unless asked to keep it.
+    statement = _insert(session).from_select(columns, rows)
+    result = session.execute(statement.execution_options(preserve_rowcount=True))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def scan_date_triggers(session: Session, *, now: datetime) -> int:
+    """Enroll contacts whose date (or anniversary) is today, once the local time has come.
+
+    Meant to run every few minutes; a contact fires within 24 hours of its moment, so a
+    scan that was down for a while catches up, and the dated key keeps it to once.
+    """
+    rows = session.execute(
+        select(Automation, AutomationVersion.definition)
+        .join(AutomationVersion, AutomationVersion.id == Automation.current_version_id)
+        .where(Automation.status == "active", Automation.trigger_type == "date")
+    )
+    created = 0
+    for automation, data in rows.all():
+        definition = load_definition(data)
+        assert isinstance(definition.trigger, DateTrigger)
+        runs = [
+            _run_row(automation, definition, contact_id, now=now, depth=0, day=day)
+            for contact_id, day in _due_dates(session, automation, definition.trigger, now)
+        ]
+        created += _insert_runs(session, runs)
+    return created
+
+
+def _due_dates(
+    session: Session, automation: Automation, trigger: DateTrigger, now: datetime
+) -> list[tuple[int, date]]:
+    # Any zone's local date is within a day of UTC's; the SQL prefilter keeps only
+    # contacts whose date could be due, the exact check happens in the contact's zone.
+    utc_day = now.astimezone(UTC).date()
+    days = [utc_day + timedelta(days=d - trigger.offset_days) for d in (-2, -1, 0, 1)]
+    value = Contact.fields[trigger.field.strip().upper()].as_string()
+    if trigger.every_year:
+        month_days = {d.strftime("%m-%d") for d in days} | (
+            {"02-29"} if any(d.month == 2 and d.day == 28 for d in days) else set()
+        )
+        matches = and_(value.like("____-__-__"), func.substr(value, 6, 5).in_(sorted(month_days)))
+    else:
+        matches = value.in_([d.isoformat() for d in days])
+    candidates = session.execute(
+        select(Contact.id, value, Contact.time_zone).where(
+            Contact.account_id == automation.account_id, matches
+        )
+    )
+    due = []
+    for contact_id, raw, zone_name in candidates:
+        day = _occurrence(raw, trigger, now, local_zone(zone_name))
+        if day is not None:
+            due.append((int(contact_id), day))
+    return due
+
+
+def _occurrence(raw: Any, trigger: DateTrigger, now: datetime, zone: ZoneInfo) -> date | None:
+    """The local day the trigger fires for this date value, if `now` is in its 24 hours."""
+    try:
+        value = date.fromisoformat(str(raw))
+    except ValueError:
+        return None
+    local = now.astimezone(zone)
+    hour, minute = (int(p) for p in trigger.at.split(":"))
+    day = local.date() if local.time() >= time(hour, minute) else local.date() - timedelta(1)
+    event_day = day - timedelta(days=trigger.offset_days)
+    if trigger.every_year:
+        return day if _anniversary(value, event_day.year) == event_day else None
+    return day if value == event_day else None
+
+
+def _anniversary(value: date, year: int) -> date:
+    try:
+        return value.replace(year=year)
+    except ValueError:  # 29 February in a common year: celebrated on the 28th
+        return date(year, 2, 28)
+
+
+def local_zone(name: str | None) -> ZoneInfo:
+    """The contact's stored zone (derived from the phone), UTC when unknown."""
+    try:
+        return ZoneInfo(name) if name else ZoneInfo("UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+# -- internals -----------------------------------------------------------------------
+
+
+def _listening(
+    session: Session, account_id: int, trigger_type: str, key: str | None, *, any_key: bool = False
+) -> list[tuple[Automation, AutomationDefinition]]:
+    query = (
+        select(Automation, AutomationVersion.definition)
+        .join(AutomationVersion, AutomationVersion.id == Automation.current_version_id)
+        .where(
+            Automation.account_id == account_id,
+            Automation.trigger_type == trigger_type,
+            Automation.status == "active",
+        )
+        .order_by(Automation.id)
+    )
+    if not any_key:
+        query = query.where(Automation.trigger_key == key)
+    return [(a, load_definition(d)) for a, d in session.execute(query).all()]
+
+
+def _enroll_each(
+    session: Session,
+    found: Sequence[tuple[Automation, AutomationDefinition]],
+    contact_id: int,
+    *,
+    now: datetime,
+    depth: int,
+    event: Mapping[str, Any] | None = None,
+) -> int:
+    if not found:
+        return 0
+    if depth > MAX_DEPTH:
+        names = ", ".join(a.name for a, _ in found)
+        log.warning(
+            "not enrolling contact %s in %s: chain deeper than %s", contact_id, names, MAX_DEPTH
+        )
+        return 0
+    rows = [
+        _run_row(automation, definition, contact_id, now=now, depth=depth, event=event)
+        for automation, definition in found
+    ]
+    return _insert_runs(session, rows)
+
+
+def _run_row(
+    automation: Automation,
+    definition: AutomationDefinition,
+    contact_id: int,
+    *,
+    now: datetime,
+    depth: int,
+    event: Mapping[str, Any] | None = None,
+    day: date | None = None,
+) -> dict[str, Any]:
+    key: str | None = None
+    if day is not None:
+        key = f"{automation.id}:{contact_id}:{day.isoformat()}"
+    elif definition.reentry == "once":
+        key = f"{automation.id}:{contact_id}"
+    context: dict[str, Any] = {"depth": depth}
+    if event is not None:
+        context["event"] = dict(event)
+    return {
+        "account_id": automation.account_id,
+        "automation_id": automation.id,
+        "version_id": automation.current_version_id,
+        "contact_id": contact_id,
+        "status": "active",
+        "step_id": definition.steps[0].id,
+        "steps_done": 0,
+        "due_at": now,
+        "context": context,
+        "enrollment_key": key,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _insert_runs(session: Session, rows: list[dict[str, Any]]) -> int:
+    if not rows:
+        return 0
+    inserted = session.execute(_insert(session).returning(AutomationRun.id), rows)
+    return len(inserted.all())
+
+
+def _insert(session: Session) -> Insert:
+    """INSERT INTO automation_runs that skips a contact already enrolled (re-entry once)."""
+    module: Any = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement: Insert = module.insert(AutomationRun).on_conflict_do_nothing(
+        index_elements=[AutomationRun.enrollment_key],
+        index_where=AutomationRun.enrollment_key.is_not(None),
+    )
+    return statement
+
+
+def _changed_to(definition: AutomationDefinition, value: Any) -> bool:
+    expected = getattr(definition.trigger, "to", None)
+    if expected is None:
+        return True
+    return value is not None and str(value).strip().casefold() == expected.strip().casefold()
+
+
+def _payload(payload: Mapping[str, Any] | None) -> dict[str, Any]:
+    if payload is None:
+        return {}
+    if not isinstance(payload, Mapping) or not all(isinstance(k, str) for k in payload):
+        raise InvalidInput("an event payload is a JSON object with text keys")
+    return dict(payload)

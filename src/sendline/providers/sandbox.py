@@ -1,0 +1,300 @@
+"""The sandbox: a simulated carrier inside Sendline, the embedded default provider.
+
+A new user can run everything without a provider account. It behaves like a real
+carrier where that matters to the engine:
+- it accepts a message and answers with an id ("SM" + 32 hex, Twilio-like), and it
+  keeps its own record of what it accepted, committed before it answers (a real carrier
+  has the message once it says so, whatever happens to the caller afterwards);
+- it polices the sender's rate (messages per second, counted in segments) and answers
+  20429 Too Many Requests with a retry-after when the sender goes over it;
+- a configurable fraction of messages fails with real Twilio error codes: 21211 (invalid
+  To) and 21610 (unsubscribed recipient) refuse the send; 30003 (unreachable handset),
+  30005 (unknown destination) and 30007 (carrier filtering) are accepted and then come
+  back `undelivered` in the delivery receipt, as they do on real networks;
+- delivery receipts arrive after a delay, through `tick` (the sandbox's "callbacks");
+- `unknown_rate` simulates a timeout after the request went out: the message is
+  recorded but the call raises UnknownOutcome, which the dispatcher must reconcile;
+- test numbers give one outcome every time, whatever the rates (`TEST_NUMBERS`; the
+  first two are Twilio's own magic numbers, the rest extend the idea).
+
+Its records live in `sandbox_messages`, apart from ours, with no unique constraint on
+`message_ref` on purpose: the crash test must be able to see a double send (R17).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Engine, Table, case, create_engine, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from sendline.engine import ratelimit
+from sendline.engine.statuses import apply_delivery_reports
+from sendline.providers.base import (
+    Accepted,
+    DeliveryReport,
+    OutboundSms,
+    PermanentError,
+    ProviderRecord,
+    TransientError,
+    UnknownOutcome,
+)
+from sendline.sms.phone import check_phone
+from sendline.store.engine_models import SandboxMessage
+from sendline.store.types import utcnow
+
+# Real Twilio error codes and what they mean.
+ERRORS: dict[str, str] = {
+    "20429": "Too Many Requests",
+    "21211": "Invalid 'To' Phone Number",
+    "21610": "Attempt to send to unsubscribed recipient",
+    "30003": "Unreachable destination handset",
+    "30005": "Unknown destination handset",
+    "30007": "Message filtered by the carrier",
+}
+# Destination -> what always happens to it. "lost": accepted, answer lost (UnknownOutcome);
+# "unsent": timeout before the carrier got it; "unsure": lost, and lookups cannot tell.
+TEST_NUMBERS: dict[str, str] = {
+    "+15005550001": "21211",
+    "+15005550004": "21610",
+    "+15005550029": "20429",
+    "+15005550030": "30003",
+    "+15005550031": "30005",
+    "+15005550032": "30007",
+    "+15005550090": "lost",
+    "+15005550091": "unsent",
+    "+15005550092": "unsure",
+}
+# How a failure splits, given that one happens: mostly delivery-time, as on real networks.
+SEND_PERMANENT = (("21211", 0.10), ("21610", 0.05))
+SEND_TRANSIENT = (("20429", 0.15),)
+DELIVERY = (("30003", 0.30), ("30005", 0.20), ("30007", 0.20))
+# A receipt whose message we cannot match yet (the sender has not recorded our id) is
+# retried, as carriers retry status callbacks, for this long.
+REPORT_RETRY_WINDOW = timedelta(minutes=10)
+REPORT_BATCH = 500
+_INSERT = cast(Table, SandboxMessage.__table__).insert()  # Core: compiled once, cached
+
+
+class SandboxProvider:
+    """The simulated carrier. Thread-safe; any number of processes may share its tables."""
+
+    name = "sandbox"
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        *,
+        failure_rate: float = 0.0,
+        unknown_rate: float = 0.0,
+        mps: float | None = None,
+        report_delay: timedelta = timedelta(seconds=2),
+        rng: random.Random | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        if not 0.0 <= failure_rate <= 1.0 or not 0.0 <= unknown_rate <= 1.0:
+            raise ValueError("failure_rate and unknown_rate are fractions from 0 to 1")
+        self._session_factory = session_factory
+        self.failure_rate = failure_rate
+        self.unknown_rate = unknown_rate
+        self.mps = mps
+        self.report_delay = report_delay
+        self._rng = rng or random.Random()
+        self._rng_lock = threading.Lock()
+        self._clock = clock
+        self._carrier = _carrier_engine(session_factory)
+
+    # -- the provider interface ----------------------------------------------------
+
+    def send(self, sms: OutboundSms) -> Accepted:
+        if self.mps is not None:
+            wait = ratelimit.try_acquire(
+                self._session_factory, f"sandbox:{sms.sender or 'default'}", sms.segments, self.mps
+            )
+            if wait > 0:
+                raise TransientError("20429", ERRORS["20429"], retry_after=wait)
+        failure, lost = self._roll(sms.to)
+        if failure == "unsent":
+            raise UnknownOutcome("timeout", "the request timed out before reaching the sandbox")
+        if failure in ("21211", "21610", "20429"):
+            raise (TransientError if failure == "20429" else PermanentError)(
+                failure, ERRORS[failure]
+            )
+        if not check_phone(sms.to).ok:
+            raise PermanentError("21211", f"{ERRORS['21211']}: {sms.to}")
+        provider_id = f"SM{uuid.uuid4().hex}"
+        now = self._clock()
+        self._record(
+            {
+                "provider_id": provider_id,
+                "message_ref": sms.message_id,
+                "sender": sms.sender,
+                "to": sms.to,
+                "body": sms.body,
+                "segments": sms.segments,
+                "status": "sent",
+                # Decided now, revealed by the receipt: the handset is unreachable
+                # whether or not anyone has asked yet.
+                "error_code": failure,
+                "accepted_at": now,
+                "report_due_at": now + self.report_delay,
+                "reported": False,
+            }
+        )
+        if lost:
+            raise UnknownOutcome("timeout", "the sandbox accepted the message, the answer was lost")
+        return Accepted(provider_id)
+
+    def lookup(self, sms: OutboundSms) -> ProviderRecord | None:
+        if TEST_NUMBERS.get(sms.to) == "unsure":
+            raise UnknownOutcome("timeout", "the sandbox's lookup API timed out")
+        with self._session_factory() as session:
+            record = session.scalars(
+                select(SandboxMessage)
+                .where(SandboxMessage.message_ref == sms.message_id)
+                .order_by(SandboxMessage.id)
+            ).first()
+        if record is None:
+            return None
+        final = record.status != "sent"
+        return ProviderRecord(
+            record.provider_id, record.status, record.error_code if final else None
+        )
+
+    # -- receipts ------------------------------------------------------------------
+
+    def deliver_reports(self, now: datetime) -> list[DeliveryReport]:
+        """Mark every due receipt as sent and return them (as a webhook would carry them)."""
+        with self._session_factory.begin() as session:
+            due = self._due(session, now)
+            _finish(session, [row.id for row in due], reported=True)
+        return [_report(row, now) for row in due]
+
+    def tick(self, now: datetime) -> list[DeliveryReport]:
+        """Deliver due receipts straight into Sendline; returns those applied.
+
+        One transaction: a receipt is marked reported only together with its effect. One
+        whose message does not carry our id yet (the sender has not recorded its
+        outcome) is retried later, as carriers retry status callbacks.
+        """
+        with self._session_factory.begin() as session:
+            due = self._due(session, now)
+            reports = {row.provider_id: _report(row, now) for row in due}
+            matched = apply_delivery_reports(session, list(reports.values()), now)
+            done = [
+                row.id
+                for row in due
+                if row.provider_id in matched or now - row.accepted_at > REPORT_RETRY_WINDOW
+            ]
+            _finish(session, done, reported=True)
+            retry = sorted({row.id for row in due} - set(done))
+            _finish(session, retry, reported=False, due_at=now + self.report_delay)
+        return [reports[provider_id] for provider_id in matched]
+
+    def outbox(self, limit: int = 50) -> list[SandboxMessage]:
+        """What the sandbox "sent", newest first."""
+        with self._session_factory() as session:
+            return list(
+                session.scalars(
+                    select(SandboxMessage).order_by(SandboxMessage.id.desc()).limit(limit)
+                )
+            )
+
+    def close(self) -> None:
+        """Close the carrier's own connections (PostgreSQL)."""
+        if self._carrier is not None:
+            self._carrier.dispose()
+
+    # -- internals -----------------------------------------------------------------
+
+    def _record(self, values: dict[str, Any]) -> None:
+        """Keep the carrier's record, committed before the carrier answers."""
+        if self._carrier is not None:
+            with self._carrier.connect() as conn:
+                conn.execute(_INSERT, values)
+            return
+        with self._session_factory.begin() as session:
+            session.execute(_INSERT, values)
+
+    def _roll(self, to: str) -> tuple[str | None, bool]:
+        """The failure code this message meets (None: delivered), and whether its
+        answer is lost in transit."""
+        forced = TEST_NUMBERS.get(to)
+        if forced is not None:
+            if forced in ("lost", "unsure"):
+                return None, True
+            return forced, False
+        with self._rng_lock:
+            failing = self._rng.random() < self.failure_rate
+            pick = self._rng.random()
+            lost = self._rng.random() < self.unknown_rate
+        if not failing:
+            return None, lost
+        for code, share in (*SEND_PERMANENT, *SEND_TRANSIENT, *DELIVERY):
+            if pick < share:
+                return code, lost
+            pick -= share
+        return DELIVERY[-1][0], lost
+
+    def _due(self, session: Session, now: datetime) -> Sequence[Any]:
+        # SKIP LOCKED: several workers may tick at once; each receipt goes out once.
+        return session.execute(
+            select(
+                SandboxMessage.id,
+                SandboxMessage.provider_id,
+                SandboxMessage.error_code,
+                SandboxMessage.accepted_at,
+            )
+            .where(SandboxMessage.reported.is_(False), SandboxMessage.report_due_at <= now)
+            .order_by(SandboxMessage.report_due_at)
+            .limit(REPORT_BATCH)
+            .with_for_update(skip_locked=True)
+        ).all()
+
+
+def _carrier_engine(session_factory: sessionmaker[Session]) -> Engine | None:
+    """On PostgreSQL the carrier keeps its records over its own connections, as the
+    separate system it stands for: autocommit (the record is one INSERT, one round trip)
+    and without waiting for the disk. The record is visible, and survives any client
+    crash, at once; the sender's own later (synchronous) commit flushes it to disk too.
+    Only a database crash could lose one, and then the carrier "forgot" the message:
+    still at most once. SQLite shares the sender's engine (one writer anyway)."""
+    bind = session_factory.kw.get("bind")
+    if not isinstance(bind, Engine) or bind.dialect.name != "postgresql":
+        return None
+    return create_engine(
+        bind.url,
+        isolation_level="AUTOCOMMIT",
+        pool_size=2,
+        connect_args={"options": "-c synchronous_commit=off"},
+    )
+
+
+def _finish(
+    session: Session, ids: Sequence[int], *, reported: bool, due_at: datetime | None = None
+) -> None:
+    """The network has decided: delivered, or undelivered with the code picked at send."""
+    if not ids:
+        return
+    values: dict[str, Any] = {
+        "status": case((SandboxMessage.error_code.is_(None), "delivered"), else_="undelivered"),
+        "reported": reported,
+    }
+    if due_at is not None:
+        values["report_due_at"] = due_at
+    session.execute(
+        update(SandboxMessage)
+        .where(SandboxMessage.id.in_(ids))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _report(row: Any, now: datetime) -> DeliveryReport:
+    status = "undelivered" if row.error_code else "delivered"
+    return DeliveryReport(row.provider_id, status, row.error_code, now)

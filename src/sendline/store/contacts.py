@@ -1,0 +1,409 @@
+"""Contacts of one account (R5, R6): identity, default phone, custom fields, tags, lists.
+
+The default phone is stored exactly as submitted (R6); its E.164 form, status, region
+and time zone are derived with the rule core on every write, so the engine reads them
+without parsing again. Phone-typed custom fields are data only: never a destination (R5).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from sendline.errors import Conflict, InvalidInput, NotFound
+from sendline.sms.phone import check_phone, time_zone_for
+from sendline.store.models import (
+    FIELD_TYPES,
+    Contact,
+    ContactList,
+    ContactTag,
+    CustomField,
+    ListMember,
+)
+
+_EMAIL = re.compile(r"^[^@\s;,<>\"]+@[^@\s;,<>\"]+\.[^@\s;,<>\"]+$")
+_FIELD_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+MAX_EMAIL = 254
+MAX_NAME = 100
+MAX_PHONE = 64
+MAX_TEXT_FIELD = 1000
+MAX_TAG = 64
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneFacts:
+    """What is stored for a default phone value: the raw text and what it means."""
+
+    phone: str | None
+    e164: str | None
+    status: str
+    region: str | None
+    time_zone: str | None
+
+
+def derive_phone(raw: str | None) -> PhoneFacts:
+    phone = raw if raw is not None and raw.strip() else None
+    if phone is not None and len(phone) > MAX_PHONE:
+        raise InvalidInput(f"phone {phone[:20]!r}... is longer than {MAX_PHONE} characters")
+    check = check_phone(phone)
+    zone = time_zone_for(check.e164) if check.e164 else None
+    return PhoneFacts(phone, check.e164, check.status.value, check.region, zone)
+
+
+def normalize_email(raw: str | None) -> str | None:
+    """Lower-cased, trimmed email, None when empty; InvalidInput (bad_email) when malformed."""
+    if raw is None or not raw.strip():
+        return None
+    email = raw.strip().lower()
+    if len(email) > MAX_EMAIL or not _EMAIL.match(email):
+        raise InvalidInput(f"bad email {raw!r}", code="bad_email")
+    return email
+
+
+def clean_name(raw: str | None, what: str = "name") -> str | None:
+    if raw is None or not raw.strip():
+        return None
+    name = raw.strip()
+    if len(name) > MAX_NAME:
+        raise InvalidInput(f"{what} is longer than {MAX_NAME} characters", code="bad_name")
+    return name
+
+
+def clean_tag(raw: str) -> str:
+    tag = raw.strip()
+    if not tag or len(tag) > MAX_TAG or ";" in tag or any(ord(c) < 32 for c in tag):
+        raise InvalidInput(f"tag {raw!r} must be 1-{MAX_TAG} characters without ';'")
+    return tag
+
+
+def check_field_key(key: str) -> str:
+    if not _FIELD_KEY.match(key):
+        raise InvalidInput(
+            f"custom field key {key!r} must be upper snake case, e.g. BIRTHDAY or PLAN_2"
+        )
+    return key
+
+
+def coerce_field(key: str, type_: str, value: Any) -> Any:
+    """A custom-field value checked and converted for its type (JSON-storable)."""
+    if type_ == "number":
+        return _number(key, value)
+    if type_ == "date":
+        return _date(key, value)
+    text = str(value)
+    if len(text) > (MAX_PHONE if type_ == "phone" else MAX_TEXT_FIELD):
+        raise InvalidInput(f"{key} is too long", code="bad_field")
+    return text  # a phone-typed field keeps the text as submitted, and is never dialled
+
+
+def _number(key: str, value: Any) -> int | float:
+    if isinstance(value, bool):
+        raise InvalidInput(f"{key} must be a number, not {value!r}", code="bad_field")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{key} must be a number, not {value!r}", code="bad_field") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise InvalidInput(f"{key} must be a finite number", code="bad_field")
+    return int(number) if number.is_integer() and abs(number) < 2**53 else number
+
+
+def _date(key: str, value: Any) -> str:
+    if isinstance(value, date):
+        return value.isoformat()
+    try:
+        return date.fromisoformat(str(value).strip()).isoformat()
+    except ValueError:
+        raise InvalidInput(
+            f"{key} must be a date YYYY-MM-DD, not {value!r}", code="bad_field"
+        ) from None
+
+
+class Contacts:
+    """The contacts of one account; every query is filtered by that account."""
+
+    def __init__(self, session: Session, account_id: int) -> None:
+        self._session = session
+        self.account_id = account_id
+
+    # -- reading -----------------------------------------------------------------
+
+    def get(self, contact_id: int) -> Contact:
+        contact = self._session.scalars(
+            select(Contact).where(Contact.id == contact_id, Contact.account_id == self.account_id)
+        ).first()
+        if contact is None:
+            raise NotFound(f"no contact {contact_id} in this account")
+        return contact
+
+    def find_by_email(self, email: str) -> Contact | None:
+        normalized = normalize_email(email)
+        return self._first(Contact.email == normalized) if normalized else None
+
+    def find_by_phone(self, phone: str) -> Contact | None:
+        e164 = check_phone(phone).e164
+        return self._first(Contact.phone_e164 == e164) if e164 else None
+
+    def resolve(self, ref: str) -> Contact:
+        """A contact by id, email or phone number."""
+        ref = ref.strip()
+        contact: Contact | None = None
+        if ref.isdigit():
+            contact = self._first(Contact.id == int(ref))
+        if contact is None and "@" in ref:
+            contact = self.find_by_email(ref)
+        if contact is None and "@" not in ref:
+            contact = self.find_by_phone(ref)
+        if contact is None:
+            raise NotFound(f"no contact {ref!r} in this account")
+        return contact
+
+    def count(self) -> int:
+        query = select(func.count()).select_from(Contact)
+        return int(self._session.scalar(query.where(Contact.account_id == self.account_id)) or 0)
+
+    def iter_contacts(self, batch_size: int = 1000) -> Iterator[list[Contact]]:
+        """All contacts in id order, a batch at a time (memory stays flat)."""
+        last_id = 0
+        while True:
+            batch = list(
+                self._session.scalars(
+                    select(Contact)
+                    .where(Contact.account_id == self.account_id, Contact.id > last_id)
+                    .order_by(Contact.id)
+                    .limit(batch_size)
+                )
+            )
+            if not batch:
+                return
+            yield batch
+            last_id = batch[-1].id
+            self._session.expunge_all()
+
+    def _first(self, *conditions: Any) -> Contact | None:
+        query = select(Contact).where(Contact.account_id == self.account_id, *conditions)
+        return self._session.scalars(query).first()
+
+    # -- writing -----------------------------------------------------------------
+
+    def create(
+        self,
+        *,
+        email: str | None = None,
+        first_name: str | None = None,
+        last_name: str | None = None,
+        phone: str | None = None,
+        fields: Mapping[str, Any] | None = None,
+        tags: Iterable[str] = (),
+        lists: Iterable[str] = (),
+    ) -> Contact:
+        normalized = normalize_email(email)
+        facts = derive_phone(phone)
+        if normalized is None and facts.phone is None:
+            raise InvalidInput("a contact needs an email or a phone number", code="no_identity")
+        self._check_unique(normalized, facts.e164, None)
+        now = datetime.now(UTC)
+        contact = Contact(
+            account_id=self.account_id,
+            email=normalized,
+            first_name=clean_name(first_name, "first name"),
+            last_name=clean_name(last_name, "last name"),
+            fields=self._checked_fields(fields or {}),
+            sms_consent="none",
+            created_at=now,
+            updated_at=now,
+        )
+        _set_phone(contact, facts)
+        self._session.add(contact)
+        self._flush()
+        self.add_tags(contact.id, tags)
+        for name in lists:
+            self.add_to_list(contact.id, name)
+        return contact
+
+    def update(
+        self,
+        contact_id: int,
+        *,
+        email: str | None = UNSET,
+        first_name: str | None = UNSET,
+        last_name: str | None = UNSET,
+        phone: str | None = UNSET,
+        fields: Mapping[str, Any] | None = UNSET,
+    ) -> Contact:
+        """Change the given attributes; `fields` are merged (a None value removes one)."""
+        contact = self.get(contact_id)
+        changes: dict[str, Any] = {}
+        if email is not UNSET:
+            changes["email"] = normalize_email(email)
+        if first_name is not UNSET:
+            changes["first_name"] = clean_name(first_name, "first name")
+        if last_name is not UNSET:
+            changes["last_name"] = clean_name(last_name, "last name")
+        if fields is not UNSET and fields:
+            merged = {**contact.fields, **self._checked_fields(fields)}
+            changes["fields"] = {k: v for k, v in merged.items() if v is not None}
+        facts = derive_phone(phone) if phone is not UNSET else None
+        self._check_unique(
+            changes.get("email", contact.email),
+            facts.e164 if facts else contact.phone_e164,
+            contact,
+        )
+        changed = {k: v for k, v in changes.items() if getattr(contact, k) != v}
+        for key, value in changed.items():
+            setattr(contact, key, value)
+        if facts is not None and facts.phone != contact.phone:
+            _set_phone(contact, facts)
+            changed["phone"] = facts.phone
+        if changed:
+            contact.updated_at = datetime.now(UTC)
+            self._flush()
+        return contact
+
+    def _check_unique(self, email: str | None, e164: str | None, current: Contact | None) -> None:
+        for column, value, what in (
+            (Contact.email, email, "email"),
+            (Contact.phone_e164, e164, "phone"),
+        ):
+            if value is None:
+                continue
+            other = self._first(column == value)
+            if other is not None and (current is None or other.id != current.id):
+                raise Conflict(f"contact {other.id} already has this {what} ({value})")
+
+    def _flush(self) -> None:
+        try:
+            self._session.flush()
+        except IntegrityError:
+            raise Conflict("another contact of this account has this email or phone") from None
+
+    # -- custom fields -----------------------------------------------------------
+
+    def define_field(
+        self, key: str, *, label: str | None = None, type: str = "text"
+    ) -> CustomField:
+        check_field_key(key)
+        if type not in FIELD_TYPES:
+            raise InvalidInput(f"custom field type {type!r} is not one of {', '.join(FIELD_TYPES)}")
+        existing = self.custom_fields().get(key)
+        if existing is not None:
+            if existing.type != type:
+                raise Conflict(f"custom field {key} already exists with type {existing.type}")
+            return existing
+        field = CustomField(account_id=self.account_id, key=key, label=label or key, type=type)
+        self._session.add(field)
+        self._session.flush()
+        return field
+
+    def custom_fields(self) -> dict[str, CustomField]:
+        query = select(CustomField).where(CustomField.account_id == self.account_id)
+        return {f.key: f for f in self._session.scalars(query.order_by(CustomField.key))}
+
+    def _checked_fields(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        defined = self.custom_fields()
+        checked: dict[str, Any] = {}
+        for key, value in values.items():
+            if key not in defined:
+                raise InvalidInput(f"unknown custom field {key!r}; define it first")
+            checked[key] = None if value is None else coerce_field(key, defined[key].type, value)
+        return checked
+
+    # -- tags and lists ----------------------------------------------------------
+
+    def tags(self, contact_id: int) -> list[str]:
+        self.get(contact_id)
+        query = select(ContactTag.tag).where(ContactTag.contact_id == contact_id)
+        return sorted(self._session.scalars(query))
+
+    def add_tags(self, contact_id: int, tags: Iterable[str]) -> None:
+        wanted = {clean_tag(t) for t in tags}
+        if not wanted:
+            return
+        have = set(self.tags(contact_id))
+        self._session.add_all(ContactTag(contact_id=contact_id, tag=t) for t in wanted - have)
+        self._session.flush()
+
+    def remove_tags(self, contact_id: int, tags: Iterable[str]) -> None:
+        self.get(contact_id)
+        rows = self._session.scalars(
+            select(ContactTag).where(
+                ContactTag.contact_id == contact_id, ContactTag.tag.in_(list(tags))
+            )
+        )
+        for row in rows:
+            self._session.delete(row)
+        self._session.flush()
+
+    def list_id(self, name: str, *, create: bool = True) -> int:
+        clean = clean_name(name, "list name")
+        if clean is None:
+            raise InvalidInput("a list needs a name")
+        query = select(ContactList.id).where(
+            ContactList.account_id == self.account_id, ContactList.name == clean
+        )
+        found = self._session.scalar(query)
+        if found is not None:
+            return found
+        if not create:
+            raise NotFound(f"no list {clean!r} in this account")
+        contact_list = ContactList(
+            account_id=self.account_id, name=clean, created_at=datetime.now(UTC)
+        )
+        self._session.add(contact_list)
+        self._session.flush()
+        return contact_list.id
+
+    def lists(self, contact_id: int) -> list[str]:
+        self.get(contact_id)
+        query = (
+            select(ContactList.name)
+            .join(ListMember, ListMember.list_id == ContactList.id)
+            .where(ListMember.contact_id == contact_id, ContactList.account_id == self.account_id)
+        )
+        return sorted(self._session.scalars(query))
+
+    def add_to_list(self, contact_id: int, name: str) -> None:
+        self.get(contact_id)
+        list_id = self.list_id(name)
+        if self._session.get(ListMember, (list_id, contact_id)) is None:
+            self._session.add(
+                ListMember(list_id=list_id, contact_id=contact_id, subscribed_at=datetime.now(UTC))
+            )
+            self._session.flush()
+
+    def remove_from_list(self, contact_id: int, name: str) -> None:
+        self.get(contact_id)
+        member = self._session.get(ListMember, (self.list_id(name, create=False), contact_id))
+        if member is not None:
+            self._session.delete(member)
+            self._session.flush()
+
+    def members(self, name: str) -> list[int]:
+        """Contact ids on a list of this account."""
+        query = select(ListMember.contact_id).where(
+            ListMember.list_id == self.list_id(name, create=False)
+        )
+        return sorted(self._session.scalars(query))
+
+
+def _set_phone(contact: Contact, facts: PhoneFacts) -> None:
+    contact.phone = facts.phone
+    contact.phone_e164 = facts.e164
+    contact.phone_status = facts.status
+    contact.phone_region = facts.region
+    contact.time_zone = facts.time_zone

@@ -1,0 +1,427 @@
+"""SMS credits (R2, R3): an append-only ledger and the balance it sums to.
+
+Convention. The balance row holds three buckets: `free` and `purchased` are available
+to spend, `reserved` is held by open reservations. Every ledger entry carries the signed
+change to each bucket (free_delta, purchased_delta, reserved_delta), so at every commit
+
+    sum(free_delta) == free, sum(purchased_delta) == purchased,
+    sum(reserved_delta) == reserved
+
+and `amount` is the size of the operation. A reservation takes free credits first, then
+purchased ones, and remembers the split: a release or refund returns each part to the
+bucket it came from. Free credits do not roll over: the monthly job expires what is left,
+and free credits that come back after their period ended (a late release or refund) are
+expired on the spot.
+
+Concurrency. Every change locks the account's balance row first (SELECT ... FOR UPDATE
+on PostgreSQL; SQLite transactions start with BEGIN IMMEDIATE), so two processes can
+never both spend the same credit, and the CHECK constraints (>= 0) stand behind that.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from sendline.errors import (
+    Conflict,
+    InsufficientCredits,
+    InvalidInput,
+    InvalidReservationState,
+    NotFound,
+)
+from sendline.store.models import Account, CreditBalance, LedgerEntry
+
+MAX_PURCHASE = 10_000_000
+_PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+@dataclass(frozen=True)
+class Balance:
+    free: int
+    purchased: int
+    reserved: int
+
+    @property
+    def available(self) -> int:
+        return self.free + self.purchased
+
+    @property
+    def total(self) -> int:
+        return self.free + self.purchased + self.reserved
+
+
+@dataclass(frozen=True)
+class Reservation:
+    id: int
+    message_id: int | None
+    amount: int
+    free: int
+    purchased: int
+    state: str  # open | charged | released | refunded
+
+
+@dataclass(frozen=True)
+class LedgerAudit:
+    """The cached balance beside the sums of the ledger: they must be equal."""
+
+    balance: Balance
+    ledger: Balance
+
+    @property
+    def ok(self) -> bool:
+        return self.balance == self.ledger
+
+
+@dataclass(frozen=True)
+class MonthlyResult:
+    account_id: int
+    period: str
+    granted: int
+    expired: int
+    skipped: str | None = None  # why nothing was granted, if so
+
+
+class Credits:
+    """The credits of one account."""
+
+    def __init__(self, session: Session, account_id: int) -> None:
+        self._session = session
+        self.account_id = account_id
+
+    # -- reading -----------------------------------------------------------------
+
+    def balance(self) -> Balance:
+        row = self._session.get(CreditBalance, self.account_id, populate_existing=True)
+        if row is None:
+            raise NotFound(f"no account with id {self.account_id}")
+        return Balance(row.free, row.purchased, row.reserved)
+
+    def ledger(self, limit: int | None = None) -> list[LedgerEntry]:
+        """Entries, newest first."""
+        query = (
+            select(LedgerEntry)
+            .where(LedgerEntry.account_id == self.account_id)
+            .order_by(LedgerEntry.id.desc())
+            .limit(limit)
+        )
+        return list(self._session.scalars(query))
+
+    def audit(self) -> LedgerAudit:
+        sums = self._session.execute(
+            select(
+                func.coalesce(func.sum(LedgerEntry.free_delta), 0),
+                func.coalesce(func.sum(LedgerEntry.purchased_delta), 0),
+                func.coalesce(func.sum(LedgerEntry.reserved_delta), 0),
+            ).where(LedgerEntry.account_id == self.account_id)
+        ).one()
+        return LedgerAudit(self.balance(), Balance(int(sums[0]), int(sums[1]), int(sums[2])))
+
+    def reservation(self, reservation_id: int) -> Reservation:
+        entry = self._reserve_entry(reservation_id)
+        return self._as_reservation(entry)
+
+    def open_reservation_for(self, message_id: int) -> Reservation | None:
+        entries = self._session.scalars(
+            select(LedgerEntry)
+            .where(
+                LedgerEntry.account_id == self.account_id,
+                LedgerEntry.message_id == message_id,
+                LedgerEntry.kind == "reserve",
+            )
+            .order_by(LedgerEntry.id)
+        )
+        for entry in entries:
+            reservation = self._as_reservation(entry)
+            if reservation.state == "open":
+                return reservation
+        return None
+
+    # -- changing ----------------------------------------------------------------
+
+    def purchase(self, amount: int, *, note: str | None = None) -> LedgerEntry:
+        """Buy credits (R2: a current account needs the add-on first). They never expire."""
+        self._account().require_sms()
+        _check_amount(amount, MAX_PURCHASE)
+        row = self._lock()
+        return self._append(row, "purchase", amount, purchased=amount, note=note)
+
+    def reserve(self, amount: int, *, message_id: int | None = None) -> Reservation:
+        """Hold credits for a message: free ones first, then purchased ones.
+
+        Idempotent per message: reserving again for a message that already holds an open
+        reservation of the same amount returns that reservation.
+        """
+        self._account().require_sms()
+        _check_amount(amount, MAX_PURCHASE)
+        row = self._lock()
+        if message_id is not None:
+            existing = self.open_reservation_for(message_id)
+            if existing is not None:
+                if existing.amount != amount:
+                    raise Conflict(
+                        f"message {message_id} already holds a reservation of "
+                        f"{existing.amount} credits"
+                    )
+                return existing
+        available = row.free + row.purchased
+        if amount > available:
+            raise InsufficientCredits(f"{amount} credits needed, {available} available")
+        from_free = min(row.free, amount)
+        entry = self._append(
+            row,
+            "reserve",
+            amount,
+            free=-from_free,
+            purchased=-(amount - from_free),
+            reserved=amount,
+            message_id=message_id,
+        )
+        return self._as_reservation(entry, state="open")
+
+    def charge(self, reservation_id: int) -> LedgerEntry:
+        """Settle an open reservation: the held credits are spent."""
+        row = self._lock()
+        entry, state = self._reserve_entry_and_state(reservation_id)
+        _expect_state(reservation_id, state, "open", "charge")
+        return self._append(
+            row,
+            "charge",
+            entry.amount,
+            reserved=-entry.amount,
+            message_id=entry.message_id,
+            reservation_id=entry.id,
+        )
+
+    def release(self, reservation_id: int) -> LedgerEntry:
+        """Cancel an open reservation: credits go back to the buckets they came from."""
+        row = self._lock()
+        entry, state = self._reserve_entry_and_state(reservation_id)
+        _expect_state(reservation_id, state, "open", "release")
+        released = self._append(
+            row,
+            "release",
+            entry.amount,
+            free=-entry.free_delta,
+            purchased=-entry.purchased_delta,
+            reserved=-entry.amount,
+            message_id=entry.message_id,
+            reservation_id=entry.id,
+        )
+        self._forfeit_stale_free(row, entry)
+        return released
+
+    def refund(self, reservation_id: int) -> LedgerEntry:
+        """Give back the credits of a charged reservation (e.g. the provider failed)."""
+        row = self._lock()
+        entry, state = self._reserve_entry_and_state(reservation_id)
+        _expect_state(reservation_id, state, "charged", "refund")
+        refunded = self._append(
+            row,
+            "refund",
+            entry.amount,
+            free=-entry.free_delta,
+            purchased=-entry.purchased_delta,
+            message_id=entry.message_id,
+            reservation_id=entry.id,
+        )
+        self._forfeit_stale_free(row, entry)
+        return refunded
+
+    def apply_monthly(self, period: str) -> MonthlyResult:
+        """Expire last period's unused free credits and grant this period's (R2).
+
+        Idempotent: the balance lock serializes concurrent runs, and a unique index on
+        (account, kind, period) stands behind it.
+        """
+        account = self._account()
+        row = self._lock()
+        last_grant = self._last_period("grant")
+        if last_grant is not None and last_grant >= period:
+            return MonthlyResult(self.account_id, period, 0, 0, f"already granted {last_grant}")
+        expired = row.free
+        if expired:
+            closing = last_grant if self._last_period("expire") != last_grant else None
+            self._append(
+                row,
+                "expire",
+                expired,
+                free=-expired,
+                period=closing,
+                note="unused free credits expire at the end of their month",
+            )
+        allowance = account.monthly_free_credits
+        if not allowance:
+            return MonthlyResult(self.account_id, period, 0, expired, "not eligible")
+        note = f"monthly free credits ({account.tier}, legacy)"
+        self._append(row, "grant", allowance, free=allowance, period=period, note=note)
+        return MonthlyResult(self.account_id, period, allowance, expired)
+
+    # -- internals ---------------------------------------------------------------
+
+    def _account(self) -> Account:
+        account = self._session.get(Account, self.account_id)
+        if account is None:
+            raise NotFound(f"no account with id {self.account_id}")
+        return account
+
+    def _lock(self) -> CreditBalance:
+        row = self._session.scalars(
+            select(CreditBalance)
+            .where(CreditBalance.account_id == self.account_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).first()
+        if row is None:
+            raise NotFound(f"no account with id {self.account_id}")
+        return row
+
+    def _append(
+        self,
+        row: CreditBalance,
+        kind: str,
+        amount: int,
+        *,
+        free: int = 0,
+        purchased: int = 0,
+        reserved: int = 0,
+        message_id: int | None = None,
+        reservation_id: int | None = None,
+        period: str | None = None,
+        note: str | None = None,
+    ) -> LedgerEntry:
+        """Write one entry and apply it to the balance row, which the caller locked."""
+        row.free += free
+        row.purchased += purchased
+        row.reserved += reserved
+        if min(row.free, row.purchased, row.reserved) < 0:
+            raise InsufficientCredits(f"{kind} of {amount} credits would make the balance negative")
+        entry = LedgerEntry(
+            account_id=self.account_id,
+            kind=kind,
+            amount=amount,
+            free_delta=free,
+            purchased_delta=purchased,
+            reserved_delta=reserved,
+            message_id=message_id,
+            reservation_id=reservation_id,
+            period=period,
+            note=note,
+            created_at=datetime.now(UTC),
+        )
+        self._session.add(entry)
+        self._session.flush()
+        return entry
+
+    def _reserve_entry(self, reservation_id: int) -> LedgerEntry:
+        entry = self._session.scalars(
+            select(LedgerEntry).where(
+                LedgerEntry.id == reservation_id,
+                LedgerEntry.account_id == self.account_id,
+                LedgerEntry.kind == "reserve",
+            )
+        ).first()
+        if entry is None:
+            raise NotFound(f"no reservation {reservation_id} on this account")
+        return entry
+
+    def _reserve_entry_and_state(self, reservation_id: int) -> tuple[LedgerEntry, str]:
+        entry = self._reserve_entry(reservation_id)
+        return entry, self._state(entry.id)
+
+    def _state(self, reservation_id: int) -> str:
+        kinds = set(
+            self._session.scalars(
+                select(LedgerEntry.kind).where(
+                    LedgerEntry.reservation_id == reservation_id,
+                    LedgerEntry.account_id == self.account_id,
+                )
+            )
+        )
+        if "refund" in kinds:
+            return "refunded"
+        if "charge" in kinds:
+            return "charged"
+        if "release" in kinds:
+            return "released"
+        return "open"
+
+    def _as_reservation(self, entry: LedgerEntry, state: str | None = None) -> Reservation:
+        return Reservation(
+            id=entry.id,
+            message_id=entry.message_id,
+            amount=entry.amount,
+            free=-entry.free_delta,
+            purchased=-entry.purchased_delta,
+            state=state or self._state(entry.id),
+        )
+
+    def _last_period(self, kind: str) -> str | None:
+        return self._session.scalars(
+            select(func.max(LedgerEntry.period)).where(
+                LedgerEntry.account_id == self.account_id, LedgerEntry.kind == kind
+            )
+        ).first()
+
+    def _forfeit_stale_free(self, row: CreditBalance, reserve: LedgerEntry) -> None:
+        """Free credits returned after their month was closed expire at once (R2)."""
+        returned = -reserve.free_delta
+        if not returned:
+            return
+        closed = self._session.scalars(
+            select(LedgerEntry.id).where(
+                LedgerEntry.account_id == self.account_id,
+                LedgerEntry.period.is_not(None),
+                LedgerEntry.id > reserve.id,
+            )
+        ).first()
+        if closed is not None:
+            self._append(
+                row,
+                "expire",
+                returned,
+                free=-returned,
+                reservation_id=reserve.id,
+                note="free credits returned after their month ended",
+            )
+
+
+def _check_amount(amount: int, limit: int) -> None:
+    if isinstance(amount, bool) or not isinstance(amount, int) or not 1 <= amount <= limit:
+        raise InvalidInput(f"credit amount must be a whole number from 1 to {limit}, not {amount}")
+
+
+def _expect_state(reservation_id: int, state: str, expected: str, action: str) -> None:
+    if state != expected:
+        raise InvalidReservationState(
+            f"cannot {action} reservation {reservation_id}: it is {state}, not {expected}"
+        )
+
+
+def period_of(day: date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def check_period(period: str) -> str:
+    if not _PERIOD.match(period):
+        raise InvalidInput(f"period {period!r} must look like 2026-11")
+    return period
+
+
+def grant_monthly(
+    session: Session, period: str | None = None, *, account_ids: list[int] | None = None
+) -> list[MonthlyResult]:
+    """The monthly job over every account (or those given), in account-id order.
+
+    Locks are taken in id order, so two concurrent runs cannot deadlock; the second
+    waits for the first and then finds nothing left to do.
+    """
+    period = check_period(period or period_of(datetime.now(UTC).date()))
+    query = select(Account.id).order_by(Account.id)
+    if account_ids is not None:
+        query = query.where(Account.id.in_(account_ids))
+    return [Credits(session, id_).apply_monthly(period) for id_ in session.scalars(query)]

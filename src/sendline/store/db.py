@@ -1,0 +1,172 @@
+"""Engines, sessions and migrations for the two supported databases.
+
+SQLite (the embedded default) runs in WAL mode with foreign keys on, and every
+transaction starts with `BEGIN IMMEDIATE`: SQLite has one writer at a time, and taking
+the write lock up front makes a read-then-write transaction (reserve credits, record
+consent) wait for its turn instead of failing half-way with "database is locked".
+PostgreSQL goes through psycopg 3; repositories lock the rows they change.
+
+Migrations are Alembic scripts shipped inside the package and run programmatically:
+no alembic.ini is needed at runtime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
+from alembic.util.exc import CommandError
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from sendline.errors import DatabaseUnavailable, PendingMigrations
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Any constant works; it only has to be the same for every Sendline process.
+_PG_MIGRATION_LOCK = 0x53454E44
+
+
+def create_engine_for(url: str, **kwargs: Any) -> Engine:
+    """An engine for a sqlite:/// or postgresql+psycopg:// URL, configured for Sendline."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if not database or database == ":memory:":
+            raise DatabaseUnavailable("SQLite needs a file path: sqlite:///path/to/file.db")
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs
+        )
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(parsed, pool_pre_ping=True, **kwargs)
+    raise DatabaseUnavailable(f"unsupported database URL {redact(url)}")
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Take over transaction control from the sqlite3 module (see _sqlite_on_begin).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def redact(url: str) -> str:
+    """The URL with any password hidden, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a URL we cannot parse is shown as a placeholder
+        return "<unparseable database URL>"
+
+
+@contextmanager
+def translate_db_errors(engine: Engine) -> Iterator[None]:
+    """Turn "cannot connect" errors into DatabaseUnavailable with a readable message."""
+    try:
+        yield
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise DatabaseUnavailable(
+            f"cannot use the database at {redact(str(engine.url))}: {reason}"
+        ) from None
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def current_revisions(engine: Engine) -> tuple[str, ...]:
+    with translate_db_errors(engine), engine.connect() as conn:
+        return tuple(MigrationContext.configure(conn).get_current_heads())
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def pending_migrations(engine: Engine) -> list[str]:
+    """Revision ids not yet applied to this database, oldest first."""
+    script = ScriptDirectory.from_config(_alembic_config())
+    current = current_revisions(engine)
+    try:
+        revisions = list(script.iterate_revisions("heads", current or "base"))
+    except (CommandError, RevisionError) as exc:
+        raise PendingMigrations(
+            f"the database is at revision {', '.join(current)}, which this version of "
+            f"Sendline does not know ({exc}); is it newer than the code?",
+            code="unknown_schema_revision",
+        ) from None
+    return [rev.revision for rev in reversed(revisions) if rev.revision not in current]
+
+
+def require_current_schema(engine: Engine) -> None:
+    """Refuse to work on a database whose schema is behind the code."""
+    pending = pending_migrations(engine)
+    if pending:
+        count = len(pending)
+        noun = "migration" if count == 1 else "migrations"
+        raise PendingMigrations(
+            f"database schema is {count} {noun} behind; run `sendline db upgrade`"
+        )
+
+
+def upgrade(engine: Engine) -> list[str]:
+    """Apply every pending migration in one transaction; return the revisions applied."""
+    pending = pending_migrations(engine)
+    if not pending:
+        return []
+    config = _alembic_config()
+    with translate_db_errors(engine), engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Two processes upgrading at once would race to create the same tables.
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+        config.attributes["connection"] = conn
+        command.upgrade(config, "heads")
+    return pending
+
+
+def open_engine(url: str, *, require_current: bool = True) -> Engine:
+    """The engine a command, the service or the worker runs with.
+
+    Fails with DatabaseUnavailable when the database cannot be reached and with
+    PendingMigrations when its schema is behind (unless `require_current` is False, as
+    for `sendline db upgrade` itself).
+    """
+    engine = create_engine_for(url)
+    try:
+        with translate_db_errors(engine), engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        if require_current:
+            require_current_schema(engine)
+    except (DatabaseUnavailable, PendingMigrations, DBAPIError):
+        engine.dispose()
+        raise
+    return engine

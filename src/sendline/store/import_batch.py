@@ -1,0 +1,364 @@
+"""CSV import, the database side: upsert one batch of classified rows.
+
+Per batch: one query finds existing contacts by email, one by E.164; each row becomes an
+insert, an update, nothing (unchanged) or a reject; inserts, updates, consent events,
+tags and list memberships are then written in bulk (COPY on PostgreSQL, executemany on
+SQLite) on the session's connection, inside its transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sendline.store.bulk import Bulk
+from sendline.store.consent import _latest_first, refresh_statuses
+from sendline.store.contacts import Contacts
+from sendline.store.import_rows import Candidate, Reject
+from sendline.store.models import ConsentEvent
+
+HELD = frozenset({"invalid_phone", "landline"})
+_STATUS = {True: "opted_in", False: "opted_out"}
+_PHONE = ("phone", "phone_e164", "phone_status", "phone_region", "time_zone")
+_EDITABLE = ("email", "first_name", "last_name", *_PHONE, "fields")
+_INSERT = ("id", "account_id", *_EDITABLE, "sms_consent", "created_at", "updated_at")
+_UPDATE = f"UPDATE contacts SET {', '.join(f'{c} = %s' for c in _EDITABLE)}, updated_at = %s "
+_UPDATE += "WHERE id = %s"
+_EVENT = (
+    "account_id",
+    "contact_id",
+    "kind",
+    "method",
+    "source",
+    "disclosure",
+    "occurred_at",
+    "recorded_at",
+)
+
+
+class _Old(NamedTuple):
+    """An existing contact, as the batch needs it."""
+
+    id: int
+    email: str | None
+    first_name: str | None
+    last_name: str | None
+    phone: str | None
+    phone_e164: str | None
+    phone_status: str
+    phone_region: str | None
+    time_zone: str | None
+    fields: dict[str, Any]
+    sms_consent: str
+
+
+_COLUMNS = f"id, {', '.join(_EDITABLE)}, sms_consent"
+
+
+class IdSet:
+    """A set of positive ints as a bitmap: 1 bit per id, so 1M ids take 125 kB."""
+
+    def __init__(self) -> None:
+        self._bits = bytearray()
+
+    def add(self, value: int) -> None:
+        index = value >> 3
+        if index >= len(self._bits):
+            self._bits.extend(bytes(index - len(self._bits) + 1 + len(self._bits) // 2))
+        self._bits[index] |= 1 << (value & 7)
+
+    def __contains__(self, value: int) -> bool:
+        index = value >> 3
+        return index < len(self._bits) and bool(self._bits[index] >> (value & 7) & 1)
+
+
+@dataclass
+class BatchResult:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    consent_events: int = 0
+    rejects: list[Reject] = field(default_factory=list)
+
+
+@dataclass
+class _Extras:
+    """What an existing contact already has besides its columns."""
+
+    tags: set[str] = field(default_factory=set)
+    list_ids: set[int] = field(default_factory=set)
+    keyword_opt_out: bool = False
+
+
+@dataclass
+class _Plan:
+    inserts: list[Candidate] = field(default_factory=list)
+    updates: list[tuple[Any, ...]] = field(default_factory=list)
+    events: list[tuple[Candidate, int]] = field(default_factory=list)
+    refresh: list[int] = field(default_factory=list)  # existing contacts given an event
+    tags: set[tuple[int, str]] = field(default_factory=set)
+    members: set[tuple[int, int]] = field(default_factory=set)
+
+
+class BatchWriter:
+    def __init__(
+        self,
+        session: Session,
+        account_id: int,
+        *,
+        has_consent: bool,
+        disclosure: str | None,
+        source: str,
+    ) -> None:
+        self._session = session
+        self._bulk = Bulk(session)
+        self._account_id = account_id
+        self._disclosure = disclosure if has_consent else None
+        self._source = source[:200]
+        self._written = IdSet()
+        self._lists: dict[str, int] = {}
+
+    def write(self, candidates: list[Candidate]) -> BatchResult:
+        result = BatchResult()
+        usable = []
+        for c in candidates:
+            if c.status in HELD:
+                result.rejects.append(_reject(c, "phone_held", f"phone held: {c.status}"))
+            else:
+                usable.append(c)
+        now = datetime.now(UTC)
+        plan = self._plan(usable, result, now)
+        self._execute(plan, result, now)
+        return result
+
+    # -- deciding ----------------------------------------------------------------
+
+    def _plan(self, candidates: list[Candidate], result: BatchResult, now: datetime) -> _Plan:
+        by_email = self._existing("email", [c.email for c in candidates if c.email])
+        by_phone = self._existing("phone_e164", [c.e164 for c in candidates if c.e164])
+        extras = self._extras({**by_email, **by_phone}.values(), candidates)
+        seen: dict[str, int] = {}
+        plan = _Plan()
+        for c in candidates:
+            earlier = (c.email and seen.get(c.email)) or (c.e164 and seen.get(c.e164))
+            if earlier:
+                reason = f"same email or phone as line {earlier}"
+                result.rejects.append(_reject(c, "duplicate_in_file", reason))
+                continue
+            usable, old = self._match(c, by_email, by_phone, result)
+            if not usable:
+                continue
+            if c.email:
+                seen[c.email] = c.line
+            if c.e164:
+                seen[c.e164] = c.line
+            if old is None:
+                plan.inserts.append(c)
+                result.created += 1
+            else:
+                self._written.add(old.id)
+                self._plan_update(c, old, extras.get(old.id), plan, result, now)
+        return plan
+
+    def _match(
+        self,
+        c: Candidate,
+        by_email: dict[str, _Old],
+        by_phone: dict[str, _Old],
+        result: BatchResult,
+    ) -> tuple[bool, _Old | None]:
+        """(usable, the existing contact the row updates or None for a new one)."""
+        old_email = by_email.get(c.email) if c.email else None
+        old_phone = by_phone.get(c.e164) if c.e164 else None
+        if old_email is not None and old_phone is not None and old_email.id != old_phone.id:
+            reason = f"email is contact {old_email.id}'s, phone is contact {old_phone.id}'s"
+            result.rejects.append(_reject(c, "conflict", reason))
+            return False, None
+        old = old_email if old_email is not None else old_phone
+        if old is not None and old.id in self._written:
+            reason = "same email or phone as an earlier row"
+            result.rejects.append(_reject(c, "duplicate_in_file", reason))
+            return False, None
+        return True, old
+
+    def _plan_update(
+        self,
+        c: Candidate,
+        old: _Old,
+        extras: _Extras | None,
+        plan: _Plan,
+        result: BatchResult,
+        now: datetime,
+    ) -> None:
+        values = _merged(c, old)
+        consent = self._consent_change(c, old.sms_consent, extras)
+        if consent is None:
+            reason = "the contact opted out by text message; an import cannot opt them back in"
+            result.rejects.append(_reject(c, "opted_out_by_contact", reason))
+            return
+        added = self._add_tags(c, old.id, extras or _Extras(), plan)
+        if values is not None:
+            fields = self._bulk.json(values[-1])
+            plan.updates.append((*values[:-1], fields, self._bulk.timestamp(now), old.id))
+        if consent:
+            plan.events.append((c, old.id))
+            plan.refresh.append(old.id)
+        if values is not None or consent or added:
+            result.updated += 1
+        else:
+            result.unchanged += 1
+
+    def _consent_change(self, c: Candidate, status: str, extras: _Extras | None) -> bool | None:
+        """Whether the row changes the consent status; None when it may not."""
+        if self._disclosure is None or c.consent is None or _STATUS[c.consent] == status:
+            return False
+        if c.consent and extras is not None and extras.keyword_opt_out:
+            return None
+        return True
+
+    def _add_tags(self, c: Candidate, contact_id: int, extras: _Extras, plan: _Plan) -> bool:
+        """Plan the tags and list memberships the contact lacks; True if there are any."""
+        if not c.tags and not c.lists:
+            return False
+        tags = {(contact_id, t) for t in c.tags or () if t not in extras.tags}
+        lists = {self._list_id(n) for n in c.lists or ()} - extras.list_ids
+        plan.tags |= tags
+        plan.members |= {(list_id, contact_id) for list_id in lists}
+        return bool(tags or lists)
+
+    # -- reading what exists -----------------------------------------------------
+
+    def _existing(self, column: str, keys: list[str]) -> dict[str, _Old]:
+        if not keys:
+            return {}
+        found: dict[str, _Old] = {}
+        load = self._bulk.load_json
+        rows = self._bulk.select_keyed(
+            _COLUMNS, "contacts", "account_id = %s", [self._account_id], column, keys, lock=True
+        )
+        for row in rows:
+            old = _Old._make([*row[:-2], load(row[-2]), row[-1]])
+            key = old.email if column == "email" else old.phone_e164
+            if key is not None:
+                found[key] = old
+        return found
+
+    def _extras(self, rows: Any, candidates: list[Candidate]) -> dict[int, _Extras]:
+        """Tags, lists and keyword opt-outs of existing contacts, when the file needs them."""
+        olds: list[_Old] = list(rows)
+        wants_tags = any(c.tags or c.lists for c in candidates)
+        if not olds or not (wants_tags or self._disclosure is not None):
+            return {}
+        extras = {old.id: _Extras() for old in olds}
+        ids = sorted(extras)
+        if wants_tags:
+            select = self._bulk.select_keyed
+            for cid, tag in select(
+                "contact_id, tag", "contact_tags", "1 = 1", [], "contact_id", ids
+            ):
+                extras[cid].tags.add(tag)
+            members = select("contact_id, list_id", "list_members", "1 = 1", [], "contact_id", ids)
+            for cid, list_id in members:
+                extras[cid].list_ids.add(list_id)
+        if self._disclosure is not None:
+            for old in olds:
+                if old.sms_consent == "opted_out":
+                    extras[old.id].keyword_opt_out = self._latest_method(old.id) == "keyword"
+        return extras
+
+    def _latest_method(self, contact_id: int) -> str | None:
+        query = select(ConsentEvent.method).where(
+            ConsentEvent.account_id == self._account_id, ConsentEvent.contact_id == contact_id
+        )
+        return self._session.scalar(query.order_by(*_latest_first()).limit(1))
+
+    def _list_id(self, name: str) -> int:
+        found = self._lists.get(name)
+        if found is None:
+            found = self._lists[name] = Contacts(self._session, self._account_id).list_id(name)
+        return found
+
+    # -- writing -----------------------------------------------------------------
+
+    def _execute(self, plan: _Plan, result: BatchResult, now: datetime) -> None:
+        bulk = self._bulk
+        stamp = bulk.timestamp(now)
+        if plan.inserts:
+            ids = bulk.next_ids("contacts", len(plan.inserts))
+            rows = [
+                self._new_row(c, new_id, stamp) for c, new_id in zip(plan.inserts, ids, strict=True)
+            ]
+            bulk.insert("contacts", _INSERT, rows)
+            for c, new_id in zip(plan.inserts, ids, strict=True):
+                self._written.add(new_id)
+                if self._disclosure is not None and c.consent is not None:
+                    plan.events.append((c, new_id))
+                self._add_tags(c, new_id, _Extras(), plan)
+        if plan.updates:
+            bulk.execute_many(_UPDATE, plan.updates)
+        if plan.events:
+            bulk.insert("consent_events", _EVENT, self._events(plan.events, stamp))
+            result.consent_events += len(plan.events)
+        # New contacts were inserted with the status their one event gives; existing ones
+        # are recomputed from all their events, exactly as Consent.record does.
+        refresh_statuses(self._session, self._account_id, plan.refresh)
+        if plan.tags:
+            bulk.insert("contact_tags", ("contact_id", "tag"), sorted(plan.tags))
+        if plan.members:
+            members = [(lid, cid, stamp) for lid, cid in sorted(plan.members)]
+            bulk.insert("list_members", ("list_id", "contact_id", "subscribed_at"), members)
+
+    def _new_row(self, c: Candidate, new_id: int, stamp: Any) -> tuple[Any, ...]:
+        status = "none"
+        if self._disclosure is not None and c.consent is not None:
+            status = _STATUS[c.consent]
+        fields = self._bulk.json(c.fields) if c.fields else "{}"
+        return (
+            new_id,
+            self._account_id,
+            c.email,
+            c.first_name,
+            c.last_name,
+            c.phone,
+            c.e164,
+            c.status,
+            c.region,
+            c.time_zone,
+            fields,
+            status,
+            stamp,
+            stamp,
+        )
+
+    def _events(self, events: list[tuple[Candidate, int]], stamp: Any) -> list[tuple[Any, ...]]:
+        account, source, disclosure = self._account_id, self._source, self._disclosure
+        return [
+            (account, cid, "opt_in" if c.consent else "opt_out", "import", source, disclosure)
+            + (stamp, stamp)
+            for c, cid in events
+        ]
+
+
+def _merged(c: Candidate, old: _Old) -> tuple[Any, ...] | None:
+    """The new values of the editable columns, or None when the row changes nothing."""
+    if c.phone is not None and c.phone != old.phone:
+        phone: tuple[Any, ...] = (c.phone, c.e164, c.status, c.region, c.time_zone)
+    else:
+        phone = (old.phone, old.phone_e164, old.phone_status, old.phone_region, old.time_zone)
+    values = (
+        c.email or old.email,
+        c.first_name or old.first_name,
+        c.last_name or old.last_name,
+        *phone,
+        {**old.fields, **c.fields} if c.fields else old.fields,
+    )
+    current = (old.email, old.first_name, old.last_name, *old[4:9], old.fields)
+    return None if values == current else values
+
+
+def _reject(c: Candidate, code: str, reason: str) -> Reject:
+    return Reject(c.line, code, reason, c.cells)

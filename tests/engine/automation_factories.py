@@ -1,0 +1,116 @@
+"""Test data for automations: contacts with tags, lists and fields, saved automations, a
+settable clock, and the runner driven the way a worker drives it.
+
+Every helper commits: on SQLite an open transaction holds the write lock (BEGIN
+IMMEDIATE) and would block the runner under test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from sendline.engine.automations import Automations
+from sendline.engine.runner import Runner
+from sendline.store.consent import Consent
+from sendline.store.contacts import Contacts
+from sendline.store.engine_models import Automation, AutomationRun, Message
+from sendline.store.models import Account, Contact
+from tests.engine.factories import DISCLOSURE, make_account
+
+# 12:00 in San Francisco, 15:00 in New York, 20:00 in London: inside every sending window.
+NOON = datetime(2026, 11, 25, 20, 0, tzinfo=UTC)
+SF = "+14158675309"  # America/Los_Angeles
+
+
+class Clock:
+    def __init__(self, now: datetime = NOON) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+def account(session: Session, name: str = "demo", **settings: Any) -> Account:
+    return make_account(session, name, **settings)
+
+
+def contact(
+    session: Session,
+    owner: Account,
+    phone: str | None = SF,
+    *,
+    consent: bool = True,
+    first_name: str | None = "Ada",
+    email: str | None = None,
+    fields: Mapping[str, Any] | None = None,
+    tags: Iterable[str] = (),
+    lists: Iterable[str] = (),
+) -> Contact:
+    contacts = Contacts(session, owner.id)
+    for key, value in (fields or {}).items():
+        if key not in contacts.custom_fields():
+            kind = "number" if isinstance(value, int | float) else "text"
+            contacts.define_field(key, type=kind)
+    created = contacts.create(
+        phone=phone,
+        email=email,
+        first_name=first_name,
+        fields=fields,
+        tags=tags,
+        lists=lists,
+    )
+    if consent:
+        Consent(session, owner.id).record(
+            created.id, "opt_in", "form", source="signup form", disclosure=DISCLOSURE
+        )
+    session.commit()
+    return created
+
+
+def define_fields(session: Session, owner: Account, **types: str) -> None:
+    contacts = Contacts(session, owner.id)
+    for key, kind in types.items():
+        contacts.define_field(key, type=kind)
+    session.commit()
+
+
+def automation(session: Session, owner: Account, text: str, *, active: bool = True) -> Automation:
+    automations = Automations(session, owner.id)
+    saved = automations.create(text)
+    if active:
+        automations.activate(saved.automation.id)
+    session.commit()
+    return saved.automation
+
+
+def runner(
+    session_factory: sessionmaker[Session], clock: Clock, worker_id: str = "w1", **options: Any
+) -> Runner:
+    return Runner(session_factory, worker_id=worker_id, clock=clock, **options)
+
+
+def messages(session: Session, owner: Account | None = None) -> list[Message]:
+    query = select(Message).order_by(Message.id)
+    if owner is not None:
+        query = query.where(Message.account_id == owner.id)
+    found = list(session.scalars(query.execution_options(populate_existing=True)))
+    session.commit()
+    return found
+
+
+def runs(session: Session, automation_id: int | None = None) -> list[AutomationRun]:
+    query = select(AutomationRun).order_by(AutomationRun.id)
+    if automation_id is not None:
+        query = query.where(AutomationRun.automation_id == automation_id)
+    found = list(session.scalars(query.execution_options(populate_existing=True)))
+    session.commit()
+    return found

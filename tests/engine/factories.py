@@ -1,0 +1,195 @@
+"""Test data for the delivery side: accounts with credits, consenting contacts, and
+queued messages with their credit reservations (as the pipeline leaves them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, text, update
+from sqlalchemy.orm import Session
+
+from sendline.store.accounts import Accounts
+from sendline.store.consent import Consent
+from sendline.store.contacts import Contacts
+from sendline.store.credits import Credits
+from sendline.store.engine_models import Message
+from sendline.store.models import Account, Contact, CreditBalance, LedgerEntry
+
+NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+SENDER = "+14155550000"
+DISCLOSURE = "Yes, text me offers from Demo (up to 3/day). Reply STOP to opt out."
+
+
+@dataclass(frozen=True)
+class World:
+    account: Account
+    contact: Contact
+
+
+def make_account(
+    session: Session, name: str = "demo", *, credits: int = 1000, **settings: Any
+) -> Account:
+    settings.setdefault("sender_number", SENDER)
+    account = Accounts(session).create(
+        name,
+        product_line="marketing",
+        tier="plus",
+        last_purchase_on=date(2024, 6, 1),
+        sms_addon=True,
+        **settings,
+    )
+    if credits:
+        Credits(session, account.id).purchase(credits)
+    session.commit()
+    return account
+
+
+def make_contact(
+    session: Session, account: Account, phone: str = "+14158675309", *, consent: bool = True
+) -> Contact:
+    contact = Contacts(session, account.id).create(phone=phone, first_name="Ada")
+    if consent:
+        Consent(session, account.id).record(
+            contact.id, "opt_in", "form", source="signup form", disclosure=DISCLOSURE
+        )
+    session.commit()
+    return contact
+
+
+def make_world(session: Session, **settings: Any) -> World:
+    account = make_account(session, **settings)
+    return World(account, make_contact(session, account))
+
+
+def queue_message(
+    session: Session,
+    account: Account,
+    contact: Contact | None,
+    *,
+    to: str | None = None,
+    body: str = "Spring sale: 20% off today. Reply STOP to opt out",
+    kind: str = "marketing",
+    segments: int = 1,
+    due_at: datetime = NOW,
+    created_at: datetime = NOW,
+) -> Message:
+    """A queued message holding its credits, committed (what the pipeline produces)."""
+    message = Message(
+        account_id=account.id,
+        contact_id=contact.id if contact is not None else None,
+        kind=kind,
+        to_e164=to or (contact.phone_e164 if contact is not None else None),
+        body=body,
+        segments=segments,
+        credits=segments,
+        status="queued",
+        due_at=due_at,
+        created_at=created_at,
+        updated_at=created_at,
+    )
+    session.add(message)
+    session.flush()
+    message.reservation_id = (
+        Credits(session, account.id).reserve(segments, message_id=message.id).id
+    )
+    session.commit()
+    return message
+
+
+def queue_many(
+    session: Session, account: Account, contacts: list[Contact], count: int, *, due_at: datetime
+) -> list[int]:
+    """`count` queued one-credit messages in bulk, round-robin over `contacts`, each with
+    its own reservation. The same ledger entries `Credits.reserve` writes (purchased
+    credits only), a few statements in all instead of thousands of round trips."""
+    rows = [
+        {
+            "account_id": account.id,
+            "contact_id": contacts[i % len(contacts)].id,
+            "kind": "marketing",
+            "to_e164": contacts[i % len(contacts)].phone_e164,
+            "body": f"Offer {i}: 20% off today. Reply STOP to opt out",
+            "segments": 1,
+            "credits": 1,
+            "status": "queued",
+            "due_at": due_at,
+            "attempts": 0,
+            "created_at": due_at,
+            "updated_at": due_at,
+        }
+        for i in range(count)
+    ]
+    ids = list(
+        session.scalars(insert(Message).returning(Message.id, sort_by_parameter_order=True), rows)
+    )
+    balance = session.get(CreditBalance, account.id, with_for_update=True)
+    assert balance is not None and balance.free == 0 and balance.purchased >= count
+    entries = [
+        {
+            "account_id": account.id,
+            "kind": "reserve",
+            "amount": 1,
+            "free_delta": 0,
+            "purchased_delta": -1,
+            "reserved_delta": 1,
+            "message_id": message_id,
+            "created_at": due_at,
+        }
+        for message_id in ids
+    ]
+    reservations = list(
+        session.scalars(
+            insert(LedgerEntry).returning(LedgerEntry.id, sort_by_parameter_order=True), entries
+        )
+    )
+    session.execute(
+        update(Message),
+        [{"id": m, "reservation_id": r} for m, r in zip(ids, reservations, strict=True)],
+    )
+    balance.purchased -= count
+    balance.reserved += count
+    session.commit()
+    if session.get_bind().dialect.name == "postgresql":
+        # Fresh statistics, as autovacuum would have them by the time a real outbox
+        # holds this many rows; without them the planner sorts the whole queue.
+        session.execute(text("ANALYZE messages, credit_ledger"))
+        session.commit()
+    return ids
+
+
+def message(session: Session, message_id: int) -> Message:
+    """The message as stored now. Ends the read transaction: on SQLite an open one would
+    hold the write lock (BEGIN IMMEDIATE) and block the workers under test."""
+    found = session.get(Message, message_id, populate_existing=True)
+    assert found is not None
+    session.commit()
+    return found
+
+
+def reservation_state(session: Session, account_id: int, msg: Message) -> str:
+    assert msg.reservation_id is not None
+    state = Credits(session, account_id).reservation(msg.reservation_id).state
+    session.commit()
+    return state
+
+
+def assert_ledger_ok(session: Session, account_id: int) -> None:
+    """The ledger sums to the balance, and reserved credits are exactly those of the
+    messages whose reservation is still open."""
+    credits = Credits(session, account_id)
+    audit = credits.audit()
+    assert audit.ok, f"ledger {audit.ledger} != balance {audit.balance}"
+    settled = select(LedgerEntry.reservation_id).where(
+        LedgerEntry.kind.in_(("charge", "release")), LedgerEntry.reservation_id.is_not(None)
+    )
+    open_amount = session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+            LedgerEntry.account_id == account_id,
+            LedgerEntry.kind == "reserve",
+            LedgerEntry.id.not_in(settled),
+        )
+    )
+    session.commit()
+    assert audit.balance.reserved == open_amount

@@ -1,0 +1,122 @@
+"""Crash safety (R17, R18): 10,000 messages through two worker processes on PostgreSQL,
+`kill -9`ed at random moments and restarted. Afterwards every message is final, none
+reached the (sandbox) carrier twice, none was lost, and the ledger balances to exactly
+the messages that reached the carrier."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from sendline.store.credits import Credits
+from sendline.store.engine_models import Message, SandboxMessage
+from sendline.store.models import LedgerEntry
+from tests.engine.factories import NOW, assert_ledger_ok, make_account, make_contact, queue_many
+
+MESSAGES = 10_000
+KILLS = 6
+FINISH_WITHIN = 100.0  # seconds, after the last kill
+WORKER_ARGS = ["--lease", "2", "--batch", "50", "--failure-rate", "0.05", "--unknown-rate", "0.01"]
+
+
+def _start(url: str, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "sendline.engine.crashworker", url, *WORKER_ARGS],
+            stdout=out,
+            stderr=out,
+        )
+
+
+def _run_with_kills(url: str, log: Path, rng: random.Random) -> None:
+    workers = [_start(url, log), _start(url, log)]
+    try:
+        for _ in range(KILLS):
+            time.sleep(rng.uniform(0.5, 2.0))
+            index = rng.randrange(len(workers))
+            workers[index].send_signal(signal.SIGKILL)
+            workers[index].wait()
+            workers[index] = _start(url, log)
+        deadline = time.monotonic() + FINISH_WITHIN
+        for worker in workers:
+            worker.wait(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"workers did not finish in time; their log:\n{log.read_text()[-3000:]}")
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+    codes = [worker.returncode for worker in workers]
+    assert codes == [0, 0], log.read_text()[-3000:]
+
+
+@pytest.mark.slow
+def test_it_handles_workers_killed_at_random(
+    session: Session, database_url: str, backend: str, tmp_path: Path
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("several worker processes need PostgreSQL (SQLite runs one worker)")
+    account = make_account(session, credits=MESSAGES)
+    contacts = [make_contact(session, account, f"+1415555{n:04d}") for n in range(200, 300)]
+    ids = queue_many(session, account, contacts, MESSAGES, due_at=NOW)
+
+    _run_with_kills(database_url, tmp_path / "workers.log", random.Random())
+
+    statuses = dict(
+        (status, count)
+        for status, count in session.execute(
+            select(Message.status, func.count()).group_by(Message.status)
+        ).all()
+    )
+    assert sum(statuses.values()) == MESSAGES  # none lost
+    assert set(statuses) <= {"delivered", "undelivered", "failed", "canceled", "held"}, statuses
+    assert statuses.get("delivered", 0) > MESSAGES * 0.9
+
+    # At most once at the carrier, and exactly once for every message it accepted.
+    per_message = dict(
+        (ref, count)
+        for ref, count in session.execute(
+            select(SandboxMessage.message_ref, func.count()).group_by(SandboxMessage.message_ref)
+        ).all()
+    )
+    assert max(per_message.values()) == 1, "a message reached the carrier twice (R17)"
+    accepted = set(
+        session.scalars(
+            select(Message.id).where(Message.status.in_(("sent", "delivered", "undelivered")))
+        )
+    )
+    assert set(per_message) == accepted
+    provider_ids = set(session.scalars(select(SandboxMessage.provider_id)))
+    assert provider_ids == set(
+        session.scalars(select(Message.provider_id).where(Message.id.in_(accepted)))
+    )
+
+    # The ledger balances, and charges are exactly the credits of what reached the carrier.
+    session.commit()
+    assert_ledger_ok(session, account.id)
+    charged = session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+            LedgerEntry.account_id == account.id, LedgerEntry.kind == "charge"
+        )
+    )
+    cost = session.scalar(
+        select(func.coalesce(func.sum(Message.credits), 0)).where(Message.id.in_(accepted))
+    )
+    assert charged == cost
+    assert Credits(session, account.id).balance().reserved == 0  # no reservation left open
+    settled = session.scalar(
+        select(func.count(func.distinct(LedgerEntry.reservation_id))).where(
+            LedgerEntry.kind.in_(("charge", "release"))
+        )
+    )
+    assert settled == len(ids)
+    session.commit()

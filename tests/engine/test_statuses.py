@@ -1,0 +1,140 @@
+"""Message statuses (R16): only forward, whatever order the delivery reports come in."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy.orm import Session
+
+from sendline.engine.statuses import FINAL, RANK, apply_delivery_report, can_advance
+from sendline.providers.base import DeliveryReport
+from sendline.store.engine_models import MESSAGE_STATUSES
+from tests.engine.factories import (
+    NOW,
+    assert_ledger_ok,
+    make_world,
+    message,
+    queue_message,
+    reservation_state,
+)
+
+TRANSITIONS = [
+    ("queued", "sending", True),
+    ("queued", "canceled", True),
+    ("held", "canceled", True),
+    ("sending", "sent", True),
+    ("sending", "unknown", True),
+    ("sending", "failed", True),
+    ("unknown", "sent", True),
+    ("unknown", "delivered", True),
+    ("sent", "delivered", True),
+    ("sent", "undelivered", True),
+    ("sent", "failed", True),
+    ("queued", "delivered", True),  # a receipt may overtake our own bookkeeping
+    ("sending", "queued", False),  # un-claiming is the dispatcher's own move, not this
+    ("sent", "sending", False),
+    ("sent", "sent", False),
+    ("delivered", "sent", False),
+    ("delivered", "undelivered", False),
+    ("undelivered", "delivered", False),
+    ("failed", "delivered", False),
+    ("canceled", "sending", False),
+    ("canceled", "sent", False),
+    ("queued", "bogus", False),
+]
+
+
+@pytest.mark.parametrize(("current", "new", "allowed"), TRANSITIONS)
+def test_it_handles_each_transition(current: str, new: str, allowed: bool) -> None:
+    assert can_advance(current, new) is allowed
+
+
+def test_it_handles_every_status_in_the_order() -> None:
+    assert set(RANK) == set(MESSAGE_STATUSES)
+    for final in FINAL:
+        assert not any(can_advance(final, other) for other in MESSAGE_STATUSES)
+
+
+def _sent(session: Session, provider_id: str = "SM1") -> int:
+    """A message the provider accepted: status sent, credits charged."""
+    world = make_world(session)
+    msg = queue_message(session, world.account, world.contact)
+    msg.status, msg.provider, msg.provider_id, msg.sent_at = "sent", "sandbox", provider_id, NOW
+    session.flush()
+    from sendline.store.credits import Credits
+
+    assert msg.reservation_id is not None
+    Credits(session, world.account.id).charge(msg.reservation_id)
+    session.commit()
+    return msg.id
+
+
+def _report(status: str, code: str | None = None, minutes: int = 1) -> DeliveryReport:
+    return DeliveryReport("SM1", status, code, NOW + timedelta(minutes=minutes))
+
+
+def test_it_handles_a_delivery_report(session: Session) -> None:
+    message_id = _sent(session)
+    found = apply_delivery_report(session, _report("delivered"), NOW)
+    session.commit()
+    assert found is not None and found.id == message_id
+    msg = message(session, message_id)
+    assert (msg.status, msg.delivered_at) == ("delivered", NOW + timedelta(minutes=1))
+    assert reservation_state(session, msg.account_id, msg) == "charged"
+    assert_ledger_ok(session, msg.account_id)
+
+
+@pytest.mark.parametrize(
+    ("reports", "final"),
+    [
+        (["delivered", "sent"], "delivered"),  # out of order
+        (["delivered", "delivered"], "delivered"),  # duplicate
+        (["undelivered", "delivered"], "undelivered"),  # first final wins
+        (["sent", "sent", "undelivered"], "undelivered"),
+        (["failed", "delivered", "sent"], "failed"),
+    ],
+)
+def test_it_handles_out_of_order_and_duplicate_reports(
+    session: Session, reports: list[str], final: str
+) -> None:
+    message_id = _sent(session)
+    for minutes, status in enumerate(reports):
+        code = "30003" if status in ("undelivered", "failed") else None
+        apply_delivery_report(session, _report(status, code, minutes), NOW)
+        session.commit()
+    msg = message(session, message_id)
+    assert msg.status == final
+    assert_ledger_ok(session, msg.account_id)
+
+
+def test_it_handles_a_failure_report_after_acceptance_by_refunding(session: Session) -> None:
+    message_id = _sent(session)
+    apply_delivery_report(session, _report("failed", "30007"), NOW)
+    session.commit()
+    msg = message(session, message_id)
+    assert (msg.status, msg.error_code) == ("failed", "30007")
+    assert reservation_state(session, msg.account_id, msg) == "refunded"
+    assert_ledger_ok(session, msg.account_id)
+
+
+@pytest.mark.parametrize(("status", "state"), [("delivered", "charged"), ("failed", "released")])
+def test_it_handles_a_report_for_a_message_whose_outcome_was_unknown(
+    session: Session, status: str, state: str
+) -> None:
+    world = make_world(session)
+    msg = queue_message(session, world.account, world.contact)
+    msg.status, msg.provider_id = "unknown", "SM1"
+    session.commit()
+    apply_delivery_report(session, _report(status), NOW)
+    session.commit()
+    msg = message(session, msg.id)
+    assert msg.status == status
+    assert reservation_state(session, world.account.id, msg) == state
+    assert_ledger_ok(session, world.account.id)
+
+
+def test_it_handles_a_report_nobody_claims(session: Session) -> None:
+    make_world(session)
+    assert apply_delivery_report(session, _report("delivered"), NOW) is None
+    assert apply_delivery_report(session, DeliveryReport("SM1", "weird"), NOW) is None

@@ -1,0 +1,109 @@
+"""Migrations and the schema check the service, worker and commands make."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, text
+
+import sendline.store
+from sendline.errors import DatabaseUnavailable, PendingMigrations
+from sendline.store.db import (
+    create_engine_for,
+    head_revision,
+    open_engine,
+    pending_migrations,
+    require_current_schema,
+    upgrade,
+)
+from sendline.store.models import Base
+
+STORE_TABLES = {
+    "accounts",
+    "credit_balances",
+    "credit_ledger",
+    "contacts",
+    "custom_fields",
+    "contact_tags",
+    "lists",
+    "list_members",
+    "consent_events",
+}
+
+
+def test_it_refuses_an_unmigrated_database_and_names_the_command(
+    empty_database_url: str,
+) -> None:
+    engine = create_engine_for(empty_database_url)
+    try:
+        pending = pending_migrations(engine)
+        assert pending[0] == "0001" and pending[-1] == head_revision()
+        with pytest.raises(PendingMigrations) as caught:
+            require_current_schema(engine)
+        assert caught.value.code == "pending_migrations"
+        assert f"{len(pending)} migration" in caught.value.message
+        assert "run `sendline db upgrade`" in caught.value.message
+        with pytest.raises(PendingMigrations):
+            open_engine(empty_database_url)
+        assert upgrade(engine) == pending
+        assert upgrade(engine) == []
+        require_current_schema(engine)
+    finally:
+        engine.dispose()
+
+
+def _diff_of_store_tables(engine: Engine) -> list[object]:
+    for module in pkgutil.iter_modules(sendline.store.__path__):
+        importlib.import_module(f"sendline.store.{module.name}")  # register every model
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = compare_metadata(context, Base.metadata)
+
+    def table_of(item: object) -> str | None:
+        entry = item[0] if isinstance(item, list) else item
+        for part in entry[1:] if isinstance(entry, tuple) else ():
+            name = getattr(part, "name", None) if not isinstance(part, str) else None
+            table = getattr(part, "table", None)
+            if table is not None:
+                return str(table.name)
+            if name in STORE_TABLES:
+                return str(name)
+            if isinstance(part, str) and part in STORE_TABLES:
+                return part
+        return None
+
+    return [item for item in diff if table_of(item) in STORE_TABLES]
+
+
+def test_it_handles_models_and_migrations_in_step(engine: Engine) -> None:
+    assert _diff_of_store_tables(engine) == []
+
+
+def test_it_handles_sqlite_pragmas(tmp_path: Path) -> None:
+    engine = create_engine_for(f"sqlite:///{tmp_path / 'new' / 'sendline.db'}")
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000
+        assert conn.execute(text("PRAGMA synchronous")).scalar() == 1  # NORMAL
+    engine.dispose()
+
+
+def test_it_refuses_a_database_ahead_of_the_code(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
+    with pytest.raises(PendingMigrations) as caught:
+        require_current_schema(engine)
+    assert caught.value.code == "unknown_schema_revision"
+
+
+def test_it_refuses_an_unreachable_database() -> None:
+    with pytest.raises(DatabaseUnavailable) as caught:
+        open_engine("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2")
+    assert caught.value.code == "database_unavailable"
+    assert "127.0.0.1" in caught.value.message
