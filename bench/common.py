@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+import uuid
 from collections.abc import Callable, Sequence
 
 
@@ -34,3 +36,30 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> Non
         )
         if index == 0:
             print("   " + "  ".join("-" * w for w in widths))
+
+
+PG_ADMIN_URL = os.environ.get("PG_TEST_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def scratch_postgres(prefix: str = "sendline_bench") -> tuple[str, Callable[[], None]] | None:
+    """A fresh PostgreSQL database and the function that drops it; None when unreachable."""
+    from sqlalchemy import create_engine, make_url, text
+    from sqlalchemy.exc import OperationalError
+
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as exc:
+        print(f"   PostgreSQL unreachable ({str(exc.orig).strip()[:80]}): skipped")
+        admin.dispose()
+        return None
+    url = make_url(PG_ADMIN_URL).set(drivername="postgresql+psycopg", database=name)
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return url.render_as_string(hide_password=False), drop

@@ -63,12 +63,15 @@ def _unreachable(reason: str) -> None:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    reason = None
     try:
         with admin.connect() as conn:
             conn.execute(text("SELECT 1"))
     except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    if reason is not None:
         admin.dispose()
-        _unreachable(str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc))
+        _unreachable(reason)
     server = PostgresServer(admin)
     yield server
     server.drop_all()

@@ -86,6 +86,8 @@ class _Segment(list[_EncodedChar | _UserDataHeader]):
         self.has_user_data_header = False  # sic: the calculator leaves this false
         for _ in range(6):
             self.insert(0, _UserDataHeader())
+        # `< 0` as published in src/libs/Segment.ts (one stored revision reads `<= 0`, which
+        # would leave 66 rather than 67 units in the first part of a long UCS-2 message).
         while self.free_size_in_bits() < 0:
             left_over.insert(0, self.pop())
         return left_over

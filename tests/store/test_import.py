@@ -337,3 +337,18 @@ def test_it_refuses_to_import_into_another_accounts_contacts(
     assert report.created == 1
     assert Contacts(session, b.id).resolve("ann@example.com").first_name == "B's Ann"
     assert Contacts(session, a.id).resolve("ann@example.com").first_name == "A's Ann"
+
+
+def test_it_handles_excel_habits(
+    session: Session, make_account: MakeAccount, tmp_path: Path
+) -> None:
+    account = make_account()
+    path = tmp_path / "excel.csv"
+    text = "Email;First Name;Phone;\r\nann@example.com;Ann;(415) 892-1234;\r\n"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))  # BOM, ';', trailing separator
+    report = run(session, account.id, path, delimiter=";")
+    assert (report.created, report.rejected) == (1, 0)
+    ann = Contacts(session, account.id).resolve("ann@example.com")
+    assert (ann.first_name, ann.phone) == ("Ann", "(415) 892-1234")
+    with pytest.raises(InvalidInput):
+        run(session, account.id, path, delimiter=";;")

@@ -97,6 +97,7 @@ def import_command(
     encoding: Annotated[
         str, typer.Option(help="The file's encoding (e.g. cp1252, latin-1).")
     ] = "utf-8-sig",
+    delimiter: Annotated[str, typer.Option(help="Field separator, e.g. ';'.")] = ",",
     workers: Annotated[
         int | None, typer.Option(min=0, max=8, help="Phone-checking processes.")
     ] = None,
@@ -106,6 +107,7 @@ def import_command(
     options = ImportOptions(
         mapping=mapping or [],
         encoding=encoding,
+        delimiter=delimiter,
         disclosure=disclosure,
         consent_source=consent_source,
         report_path=report_path,

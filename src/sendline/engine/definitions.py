@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Annotated, Any, Literal, Union
 
 import yaml
@@ -149,6 +149,7 @@ Trigger = Annotated[
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 
 
 class _Step(_Strict):
@@ -183,6 +184,21 @@ class WaitStep(_Step):
         if match is None:
             raise ValueError("not a duration wait")
         return timedelta(seconds=int(match[1]) * _UNITS[match[2]])
+
+    def ends_at(self, now: datetime, zone: tzinfo) -> datetime:
+        """When the wait is over: after its duration, or at the next allowed local time."""
+        if self.duration is not None:
+            return now + self.delay()
+        hour, minute = (int(p) for p in (self.until_time or "00:00").split(":"))
+        days = {_WEEKDAYS[d] for d in self.weekdays} if self.weekdays else set(range(7))
+        local_day = now.astimezone(zone).date()
+        for offset in range(8):
+            day = local_day + timedelta(days=offset)
+            # Through UTC: a time in a DST gap becomes the first valid instant after it.
+            moment = datetime.combine(day, time(hour, minute), tzinfo=zone).astimezone(UTC)
+            if day.weekday() in days and moment > now:
+                return moment
+        raise AssertionError("a week always holds an allowed day")  # pragma: no cover
 
 
 class IfElseStep(_Step):

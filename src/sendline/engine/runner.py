@@ -22,12 +22,14 @@ the run and, if none holds, puts it back to sleep until `wait_until`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, Integer, any_, bindparam, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -60,20 +62,13 @@ log = logging.getLogger(__name__)
 
 MAX_STEPS_PER_PASS = 100  # more steps than this without a wait: an if_else loops back
 GOAL_RECHECK = timedelta(days=1)  # a run waiting at a goal looks again at least daily
-WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
-_RUN_COLUMNS = (
-    AutomationRun.id,
-    AutomationRun.account_id,
-    AutomationRun.automation_id,
-    AutomationRun.version_id,
-    AutomationRun.contact_id,
-    AutomationRun.step_id,
-    AutomationRun.steps_done,
-    AutomationRun.due_at,
-    AutomationRun.wait_until,
-    AutomationRun.context,
-    AutomationRun.created_at,
-)
+_RUN_COLUMNS = [
+    getattr(AutomationRun, name)
+    for name in "id account_id automation_id version_id contact_id step_id steps_done due_at "
+    "wait_until context created_at".split()
+]
+# What a batch changes, written back in one go (with the claim released).
+_POSITION = ("status", "step_id", "steps_done", "due_at", "wait_until", "error")
 
 
 @dataclass(slots=True)
@@ -98,19 +93,8 @@ class RunState:
         self.status, self.error = status, error
         self.step_id = self.due_at = self.wait_until = None
 
-    def row(self, now: datetime) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "status": self.status,
-            "step_id": self.step_id,
-            "steps_done": self.steps_done,
-            "due_at": self.due_at,
-            "wait_until": self.wait_until,
-            "error": self.error,
-            "claimed_by": None,
-            "claimed_until": None,
-            "updated_at": now,
-        }
+    def position(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in _POSITION)
 
 
 @dataclass
@@ -124,6 +108,20 @@ class _Batch:
     pipelines: dict[int, Pipeline]
     live: set[int]  # automations still active
     touched: dict[int, set[int]] = field(default_factory=dict)  # contact -> runs that acted
+    sends: list[tuple[int, Contact, SmsRequest]] = field(default_factory=list)
+
+    def queue_sends(self) -> None:
+        """Queue the batch's pending send_sms steps (before anything reads messages).
+
+        Collected rather than queued one by one so the whole batch can go through the
+        pipeline together; in the same transaction as the runs' new positions either way.
+        """
+        by_account: dict[int, list[tuple[Contact, SmsRequest]]] = {}
+        for account_id, contact, request in self.sends:
+            by_account.setdefault(account_id, []).append((contact, request))
+        for account_id, items in by_account.items():
+            self.pipelines[account_id].queue_many(self.session, items, self.now)
+        self.sends.clear()
 
 
 class Runner:
@@ -176,7 +174,7 @@ class Runner:
             if ids:
                 session.execute(
                     update(AutomationRun)
-                    .where(AutomationRun.id.in_(ids))
+                    .where(_among(session, AutomationRun.id, ids))
                     .values(claimed_by=self.worker_id, claimed_until=now + self.lease)
                     .execution_options(synchronize_session=False)
                 )
@@ -205,7 +203,10 @@ class Runner:
         now = self._clock()
         rows = session.execute(
             select(*_RUN_COLUMNS)
-            .where(AutomationRun.id.in_(run_ids), AutomationRun.claimed_by == self.worker_id)
+            .where(
+                _among(session, AutomationRun.id, run_ids),
+                AutomationRun.claimed_by == self.worker_id,
+            )
             .with_for_update()
         )
         runs = [RunState(*row) for row in rows]
@@ -215,17 +216,18 @@ class Runner:
         for run in runs:
             if run.automation_id in batch.live:
                 self._advance(batch, run)
+        batch.queue_sends()
         for run in runs:
             # Woken by another run of the same contact after it went back to sleep.
             others = batch.touched.get(run.contact_id, set()) - {run.id}
             if others and run.status == "active" and run.due_at and run.due_at > now:
                 run.due_at = now
-        session.execute(update(AutomationRun), [run.row(now) for run in runs])
+        _write_back(session, runs, now)
         return len(runs)
 
     def _load(self, session: Session, runs: list[RunState], now: datetime) -> _Batch:
         contact_ids = {r.contact_id for r in runs}
-        contacts = session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))
+        contacts = session.scalars(select(Contact).where(_among(session, Contact.id, contact_ids)))
         versions = session.execute(
             select(AutomationVersion.id, AutomationVersion.definition).where(
                 AutomationVersion.id.in_({r.version_id for r in runs})
@@ -302,10 +304,10 @@ class Runner:
                 idempotency_key=f"run:{run.id}:{done}",
                 event=run.context.get("event"),
             )
-            batch.pipelines[run.account_id].queue(batch.session, contact, request, batch.now)
+            batch.sends.append((run.account_id, contact, request))
         elif isinstance(step, WaitStep):
             run.step_id = following
-            run.wait_until = run.due_at = wait_until(step, contact, batch.now)
+            run.wait_until = run.due_at = step.ends_at(batch.now, local_zone(contact.time_zone))
             return False
         elif isinstance(step, IfElseStep):
             target = step.then if _holds(batch, run, step) else step.else_
@@ -348,6 +350,7 @@ class Runner:
 
 
 def _holds(batch: _Batch, run: RunState, step: IfElseStep | GoalStep) -> bool:
+    batch.queue_sends()  # a condition may read the messages just sent
     scope = RunScope(run_id=run.id, started_at=run.created_at)
     return holds(batch.session, run.contact_id, step.condition, scope)
 
@@ -377,22 +380,43 @@ def _reach_goal(batch: _Batch, run: RunState, definition: AutomationDefinition) 
     return False
 
 
+def _write_back(session: Session, runs: list[RunState], now: datetime) -> None:
+    """Store the runs' new positions: one UPDATE per distinct position.
+
+    A campaign moves thousands of runs to the same place (all completed, all waiting
+    until the same moment), so grouping makes a batch a handful of statements; when
+    positions are mostly distinct it falls back to one executemany by primary key.
+    """
+    groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+    for run in runs:
+        groups[run.position()].append(run.id)
+    release = {"claimed_by": None, "claimed_until": None, "updated_at": now}
+    if len(groups) * 4 > len(runs):
+        rows = [
+            {"id": run.id, **dict(zip(_POSITION, run.position(), strict=True)), **release}
+            for run in runs
+        ]
+        session.execute(update(AutomationRun), rows)
+        return
+    for position, ids in groups.items():
+        session.execute(
+            update(AutomationRun)
+            .where(_among(session, AutomationRun.id, ids))
+            .values(**dict(zip(_POSITION, position, strict=True)), **release)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _among(session: Session, column: Any, ids: Collection[int]) -> ColumnElement[bool]:
+    """`column IN ids`; on PostgreSQL `= ANY(array)`: one parameter instead of a thousand,
+    which psycopg would otherwise re-parse for every batch size it sees."""
+    condition: ColumnElement[bool]
+    if session.get_bind().dialect.name == "postgresql":
+        condition = column == any_(bindparam(None, list(ids), type_=ARRAY(Integer)))
+    else:
+        condition = column.in_(ids)
+    return condition
+
+
 def _next_id(definition: AutomationDefinition, index: int) -> str | None:
     return definition.steps[index + 1].id if index + 1 < len(definition.steps) else None
-
-
-def wait_until(step: WaitStep, contact: Contact, now: datetime) -> datetime:
-    """When a wait step ends: after its duration, or at the next matching local time."""
-    if step.duration is not None:
-        return now + step.delay()
-    assert step.until_time is not None
-    zone = local_zone(contact.time_zone)
-    hour, minute = (int(p) for p in step.until_time.split(":"))
-    days = {WEEKDAYS[d] for d in step.weekdays} if step.weekdays else set(range(7))
-    local_day = now.astimezone(zone).date()
-    for offset in range(8):
-        day = local_day + timedelta(days=offset)
-        moment = datetime.combine(day, time(hour, minute), tzinfo=zone).astimezone(UTC)
-        if day.weekday() in days and moment > now:
-            return moment
-    raise AssertionError("a week always holds an allowed day")  # pragma: no cover

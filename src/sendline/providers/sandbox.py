@@ -6,7 +6,7 @@ carrier where that matters to the engine:
   keeps its own record of what it accepted, committed before it answers (a real carrier
   has the message once it says so, whatever happens to the caller afterwards);
 - it polices the sender's rate (messages per second, counted in segments) and answers
-  20429 Too Many Requests with a retry-after when the sender goes over it;
+  20429 Too Many Requests with a retry-after when the sender keeps going over it;
 - a configurable fraction of messages fails with real Twilio error codes: 21211 (invalid
   To) and 21610 (unsubscribed recipient) refuse the send; 30003 (unreachable handset),
   30005 (unknown destination) and 30007 (carrier filtering) are accepted and then come
@@ -24,13 +24,14 @@ Its records live in `sandbox_messages`, apart from ours, with no unique constrai
 from __future__ import annotations
 
 import random
+import re
 import threading
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, case, create_engine, select, update
+from sqlalchemy import Engine, Table, case, create_engine, event, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.engine import ratelimit
@@ -44,7 +45,7 @@ from sendline.providers.base import (
     TransientError,
     UnknownOutcome,
 )
-from sendline.sms.phone import check_phone
+from sendline.store.db import SQLITE_BUSY_TIMEOUT_MS
 from sendline.store.engine_models import SandboxMessage
 from sendline.store.types import utcnow
 
@@ -78,6 +79,22 @@ DELIVERY = (("30003", 0.30), ("30005", 0.20), ("30007", 0.20))
 # retried, as carriers retry status callbacks, for this long.
 REPORT_RETRY_WINDOW = timedelta(minutes=10)
 REPORT_BATCH = 500
+# The carrier checks the form of the number (the pipeline already held numbers that are
+# not valid, R8); a full libphonenumber parse here would cost more than the send.
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+_RECORD_COLUMNS = (
+    "provider_id",
+    "message_ref",
+    "sender",
+    "to",
+    "body",
+    "segments",
+    "status",
+    "error_code",
+    "accepted_at",
+    "report_due_at",
+    "reported",
+)
 _INSERT = cast(Table, SandboxMessage.__table__).insert()  # Core: compiled once, cached
 
 
@@ -93,6 +110,7 @@ class SandboxProvider:
         failure_rate: float = 0.0,
         unknown_rate: float = 0.0,
         mps: float | None = None,
+        burst: int | None = None,
         report_delay: timedelta = timedelta(seconds=2),
         rng: random.Random | None = None,
         clock: Callable[[], datetime] = utcnow,
@@ -103,18 +121,26 @@ class SandboxProvider:
         self.failure_rate = failure_rate
         self.unknown_rate = unknown_rate
         self.mps = mps
+        # Carriers absorb a short burst (a second's worth here) and refuse a sustained
+        # excess: a sender pacing itself at the rate is never refused for timer jitter.
+        self.burst = burst or max(1, int(mps or 1))
         self.report_delay = report_delay
         self._rng = rng or random.Random()
         self._rng_lock = threading.Lock()
         self._clock = clock
-        self._carrier = _carrier_engine(session_factory)
+        engine = _carrier_engine(session_factory)
+        self._carrier = _CarrierLog(engine) if engine is not None else None
 
     # -- the provider interface ----------------------------------------------------
 
     def send(self, sms: OutboundSms) -> Accepted:
         if self.mps is not None:
             wait = ratelimit.try_acquire(
-                self._session_factory, f"sandbox:{sms.sender or 'default'}", sms.segments, self.mps
+                self._session_factory,
+                f"sandbox:{sms.sender or 'default'}",
+                sms.segments,
+                self.mps,
+                self.burst,
             )
             if wait > 0:
                 raise TransientError("20429", ERRORS["20429"], retry_after=wait)
@@ -125,7 +151,7 @@ class SandboxProvider:
             raise (TransientError if failure == "20429" else PermanentError)(
                 failure, ERRORS[failure]
             )
-        if not check_phone(sms.to).ok:
+        if not _E164.fullmatch(sms.to):
             raise PermanentError("21211", f"{ERRORS['21211']}: {sms.to}")
         provider_id = f"SM{uuid.uuid4().hex}"
         now = self._clock()
@@ -199,24 +225,19 @@ class SandboxProvider:
     def outbox(self, limit: int = 50) -> list[SandboxMessage]:
         """What the sandbox "sent", newest first."""
         with self._session_factory() as session:
-            return list(
-                session.scalars(
-                    select(SandboxMessage).order_by(SandboxMessage.id.desc()).limit(limit)
-                )
-            )
+            return outbox(session, limit)
 
     def close(self) -> None:
-        """Close the carrier's own connections (PostgreSQL)."""
+        """Close the carrier's own connections."""
         if self._carrier is not None:
-            self._carrier.dispose()
+            self._carrier.engine.dispose()
 
     # -- internals -----------------------------------------------------------------
 
     def _record(self, values: dict[str, Any]) -> None:
         """Keep the carrier's record, committed before the carrier answers."""
         if self._carrier is not None:
-            with self._carrier.connect() as conn:
-                conn.execute(_INSERT, values)
+            self._carrier.insert(values)
             return
         with self._session_factory.begin() as session:
             session.execute(_INSERT, values)
@@ -257,22 +278,78 @@ class SandboxProvider:
         ).all()
 
 
+def outbox(session: Session, limit: int = 50) -> list[SandboxMessage]:
+    """What the sandbox "sent", newest first."""
+    query = select(SandboxMessage).order_by(SandboxMessage.id.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
 def _carrier_engine(session_factory: sessionmaker[Session]) -> Engine | None:
-    """On PostgreSQL the carrier keeps its records over its own connections, as the
-    separate system it stands for: autocommit (the record is one INSERT, one round trip)
-    and without waiting for the disk. The record is visible, and survives any client
-    crash, at once; the sender's own later (synchronous) commit flushes it to disk too.
-    Only a database crash could lose one, and then the carrier "forgot" the message:
-    still at most once. SQLite shares the sender's engine (one writer anyway)."""
+    """The carrier keeps its records over its own connections, as the separate system it
+    stands for, in autocommit mode: a record is one INSERT, its own transaction, one
+    round trip, with none of the sender's session machinery around it.
+
+    PostgreSQL: without waiting for the disk (synchronous_commit off). The record is
+    visible, and survives any client crash, at once; the sender's own later (synchronous)
+    commit flushes it to disk too. Only a database crash could lose one, and then the
+    carrier "forgot" the message: still at most once. SQLite: the same file, its WAL
+    mode kept, waiting its turn for the write lock like every other writer.
+    """
     bind = session_factory.kw.get("bind")
-    if not isinstance(bind, Engine) or bind.dialect.name != "postgresql":
+    if not isinstance(bind, Engine):
         return None
-    return create_engine(
-        bind.url,
-        isolation_level="AUTOCOMMIT",
-        pool_size=2,
-        connect_args={"options": "-c synchronous_commit=off"},
-    )
+    if bind.dialect.name == "postgresql":
+        return create_engine(
+            bind.url,
+            isolation_level="AUTOCOMMIT",
+            pool_size=2,
+            connect_args={"options": "-c synchronous_commit=off"},
+        )
+    engine = create_engine(bind.url, isolation_level="AUTOCOMMIT")
+    event.listen(engine, "connect", _sqlite_carrier_connect)
+    return engine
+
+
+class _CarrierLog:
+    """The carrier's record of one accepted message, as one autocommitted INSERT on the
+    raw driver connection. The record is on the path of every send, and SQLAlchemy's
+    per-statement machinery costs more than the INSERT itself; the SQL and the value
+    conversions are still SQLAlchemy's, compiled once for the dialect."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        table = cast(Table, SandboxMessage.__table__)
+        compiled = _INSERT.compile(dialect=engine.dialect, column_keys=list(_RECORD_COLUMNS))
+        self._sql = str(compiled)
+        self._order = compiled.positiontup  # qmark (SQLite) binds by position
+        self._convert = {
+            name: table.c[name].type.bind_processor(engine.dialect) for name in _RECORD_COLUMNS
+        }
+
+    def insert(self, values: dict[str, Any]) -> None:
+        params = {
+            name: convert(values[name]) if convert else values[name]
+            for name, convert in self._convert.items()
+        }
+        raw = self.engine.raw_connection()  # from the pool, in autocommit mode
+        try:
+            cursor = raw.cursor()
+            if self._order is not None:
+                cursor.execute(self._sql, [params[name] for name in self._order])
+            else:
+                cursor.execute(self._sql, params)
+            cursor.close()
+        finally:
+            raw.close()
+
+
+def _sqlite_carrier_connect(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
 
 
 def _finish(

@@ -197,25 +197,31 @@ def _extended_gsm7_info(body: str, extension: list[str]) -> SegmentInfo:
 def _simple_ucs2_info(body: str, units: int, specials: list[str]) -> SegmentInfo:
     """UCS-2 where every code point is a grapheme of its own (no joiners)."""
     ucs2 = dict.fromkeys(specials)
-    for char in GSM7_EXTENSION:
-        ucs2.pop(char, None)
+    if not _EXTENSION_CHARS.isdisjoint(ucs2):
+        for char in GSM7_EXTENSION:
+            ucs2.pop(char, None)
     segments = _ucs2_segments(body, units, [], [], 1 if units == len(body) else 2)
     return SegmentInfo(Encoding.UCS2, segments, len(body), units, tuple(ucs2))
 
 
 def _clustered_ucs2_info(body: str, first: int, units: int, specials: str) -> SegmentInfo:
-    """UCS-2 with joiners: only the spans around them are split into graphemes."""
+    """UCS-2 with joiners. Only spans (a joiner run with the code point on each side) are
+    split into graphemes; outside them each code point is one. A span's edges lie between
+    non-joiners, where a boundary is certain, so it can be split alone (and cached)."""
     order: list[str] = []  # non-GSM graphemes, in order, repeated
     starts: list[int] = []  # unit ranges of the multi-unit graphemes in spans
     ends: list[int] = []
     merged = biggest = gap = 0
     extra = 0  # UTF-16 units beyond one per code point, before `gap`
-    for start, stop, span in _spans(body, specials, first):
-        between = _NON_GSM.findall(body, gap, start)
-        if between:
+    last = len(body)
+    for match in _JOINER_RUN.finditer(_probe(body, specials), first):
+        start, stop = match.span()
+        start, stop = start - 1 if start else 0, stop + 1 if stop < last else stop
+        if between := _NON_GSM.findall(body, gap, start):
             order += between
             joined = "".join(between)
             extra += _utf16_len(joined) - len(joined)
+        span = _span(body[start:stop])
         for offset, size in span.items:
             starts.append(start + extra + offset)
             ends.append(start + extra + offset + size)
@@ -265,7 +271,6 @@ def _ucs2_segments(body: str, units: int, starts: list[int], ends: list[int], wi
 class _Span(NamedTuple):
     """What a span of a body costs; computed once per distinct span text."""
 
-    graphemes: tuple[str, ...]
     units: int  # UTF-16 units
     items: tuple[tuple[int, int], ...]  # (unit offset, units) of each multi-unit grapheme
     biggest: int  # units of the longest grapheme
@@ -273,18 +278,11 @@ class _Span(NamedTuple):
     non_gsm: tuple[str, ...]  # graphemes outside GSM-7
 
 
-def _spans(body: str, specials: str, first: int = 0) -> list[tuple[int, int, _Span]]:
-    """Joiner runs with the code point on each side; outside them every code point is a
-    grapheme. A span's edges lie between non-joiners, where a boundary is certain, so it
-    can be split alone (and cached). `specials` holds at least the astral joiners."""
-    probe = body
+def _probe(body: str, specials: str) -> str:
+    """`body` with its astral joiners swapped for a BMP one, for _JOINER_RUN."""
     for joiner in set(_ASTRAL_JOINER.findall(specials)):
-        probe = probe.replace(joiner, "\u0300")
-    spans: list[tuple[int, int, _Span]] = []
-    for match in _JOINER_RUN.finditer(probe, first):
-        start, stop = max(match.start() - 1, 0), min(match.end() + 1, len(body))
-        spans.append((start, stop, _span(body[start:stop])))
-    return spans
+        body = body.replace(joiner, "\u0300")
+    return body
 
 
 @lru_cache(maxsize=4096)
@@ -293,7 +291,6 @@ def _span(text: str) -> _Span:
     sizes = [_utf16_len(g) for g in graphemes]
     offsets = [sum(sizes[:k]) for k in range(len(sizes))]
     return _Span(
-        graphemes=graphemes,
         units=sum(sizes),
         items=tuple((o, s) for o, s in zip(offsets, sizes, strict=True) if s > 1),
         biggest=max(sizes),
@@ -419,22 +416,9 @@ def gsm_suggestion(body: str) -> GsmSuggestion | None:
 
 
 def _replace_graphemes(body: str, mapping: dict[str, str], specials: str) -> str:
-    """Replace whole graphemes: outside the joiner spans each code point is one."""
-    if _JOINER.search(specials) is None:
-        return _replace_chars(body, mapping)
-    parts: list[str] = []
-    gap = 0
-    for start, stop, span in _spans(body, specials):
-        parts.append(_replace_chars(body[gap:start], mapping))
-        parts.extend(mapping.get(g, g) for g in span.graphemes)
-        gap = stop
-    parts.append(_replace_chars(body[gap:], mapping))
-    return "".join(parts)
-
-
-def _replace_chars(text: str, mapping: dict[str, str]) -> str:
-    # str.replace per character: str.translate takes a slow path on non-ASCII text.
-    for grapheme, replacement in mapping.items():
-        if len(grapheme) == 1:
-            text = text.replace(grapheme, replacement)
-    return text
+    if _JOINER.search(specials) is not None:  # rare: split it all
+        return "".join(mapping.get(g, g) for g in _split_graphemes(body))
+    for char, replacement in mapping.items():  # every code point is a grapheme
+        # str.replace per character: str.translate takes a slow path on non-ASCII text.
+        body = body.replace(char, replacement)
+    return body

@@ -193,7 +193,8 @@ class Contacts:
                 return
             yield batch
             last_id = batch[-1].id
-            self._session.expunge_all()
+            for contact in batch:  # keep the session's identity map from growing
+                self._session.expunge(contact)
 
     def _first(self, *conditions: Any) -> Contact | None:
         query = select(Contact).where(Contact.account_id == self.account_id, *conditions)

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from sendline.errors import (
@@ -183,6 +183,51 @@ class Credits:
         )
         return self._as_reservation(entry, state="open")
 
+    def reserve_many(self, requests: list[tuple[int, int]]) -> list[int | None]:
+        """Reserve for many new messages at once: (message_id, amount) pairs in, the
+        reservation id (or None where the balance ran out) out, in order.
+
+        The pipeline's batch path: one balance lock and one multi-row insert instead of a
+        lock, an insert and an update per message. Same entries as `reserve`.
+        """
+        self._account().require_sms()
+        row = self._lock()
+        now = datetime.now(UTC)
+        entries: list[dict[str, object]] = []
+        placed: list[bool] = []
+        for message_id, amount in requests:
+            _check_amount(amount, MAX_PURCHASE)
+            if amount > row.free + row.purchased:
+                placed.append(False)
+                continue
+            from_free = min(row.free, amount)
+            row.free -= from_free
+            row.purchased -= amount - from_free
+            row.reserved += amount
+            placed.append(True)
+            entries.append(
+                {
+                    "account_id": self.account_id,
+                    "kind": "reserve",
+                    "amount": amount,
+                    "free_delta": -from_free,
+                    "purchased_delta": -(amount - from_free),
+                    "reserved_delta": amount,
+                    "message_id": message_id,
+                    "created_at": now,
+                }
+            )
+        ids = iter(
+            self._session.scalars(
+                insert(LedgerEntry).returning(LedgerEntry.id, sort_by_parameter_order=True),
+                entries,
+            ).all()
+            if entries
+            else []
+        )
+        self._session.flush()
+        return [next(ids) if ok else None for ok in placed]
+
     def charge(self, reservation_id: int) -> LedgerEntry:
         """Settle an open reservation: the held credits are spent."""
         row = self._lock()
@@ -295,11 +340,10 @@ class Credits:
         note: str | None = None,
     ) -> LedgerEntry:
         """Write one entry and apply it to the balance row, which the caller locked."""
-        row.free += free
-        row.purchased += purchased
-        row.reserved += reserved
-        if min(row.free, row.purchased, row.reserved) < 0:
+        after = (row.free + free, row.purchased + purchased, row.reserved + reserved)
+        if min(after) < 0:
             raise InsufficientCredits(f"{kind} of {amount} credits would make the balance negative")
+        row.free, row.purchased, row.reserved = after
         entry = LedgerEntry(
             account_id=self.account_id,
             kind=kind,

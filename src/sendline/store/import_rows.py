@@ -186,8 +186,8 @@ def build_map(
 def _target(
     name: str, mapped: str | None, fields: Mapping[str, str]
 ) -> str | tuple[str, str] | None:
-    if mapped == SKIP:
-        return None
+    if mapped == SKIP or (mapped is None and not name):
+        return None  # skipped, or a column without a name (a trailing comma)
     if mapped is not None:
         key, _, type_ = mapped.partition(":")
         if not type_ and key.lower() in STANDARD:
@@ -214,9 +214,9 @@ def _custom(key: str, type_: str, fields: Mapping[str, str]) -> tuple[str, str]:
     return (key, type_)
 
 
-def read_rows(handle: TextIO) -> Iterator[tuple[int, list[str] | None, str]]:
+def read_rows(handle: TextIO, delimiter: str = ",") -> Iterator[tuple[int, list[str] | None, str]]:
     """(first line of the record, cells or None, parse error) for every record."""
-    reader = csv.reader(handle)
+    reader = csv.reader(handle, delimiter=delimiter)
     while True:
         line = reader.line_num + 1
         try:

@@ -49,6 +49,7 @@ SAMPLE_REJECTS = 20
 class ImportOptions:
     mapping: list[str] = field(default_factory=list)  # "Column=target" items
     encoding: str = "utf-8-sig"
+    delimiter: str = ","
     disclosure: str | None = None  # the consent text the contacts saw (consent column)
     consent_source: str | None = None
     report_path: Path | None = None
@@ -88,6 +89,8 @@ def import_contacts(
 ) -> ImportReport:
     """Import a CSV file of contacts into one account, in the caller's transaction."""
     options = options or ImportOptions()
+    if len(options.delimiter) != 1 or options.delimiter in '\r\n"':
+        raise InvalidInput(f"delimiter {options.delimiter!r} must be one character, e.g. ';'")
     started = time.perf_counter()
     Accounts(session).get(account_id)
     if not path.is_file():
@@ -95,7 +98,7 @@ def import_contacts(
     lines = check_encoding(path, options.encoding)
     report = ImportReport(path=path, report_path=options.report_path, expected=max(lines - 1, 0))
     with path.open(encoding=options.encoding, newline="") as handle:
-        rows = read_rows(handle)
+        rows = read_rows(handle, options.delimiter)
         columns = _columns(session, account_id, path, rows, options)
         writer = BatchWriter(
             session,

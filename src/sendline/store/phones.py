@@ -11,6 +11,7 @@ classifying the number a second time; a test checks both agree on every region.
 
 from __future__ import annotations
 
+import os
 import pickle
 import queue
 import subprocess
@@ -19,6 +20,7 @@ import tempfile
 import threading
 from collections import deque
 from collections.abc import Sequence
+from pathlib import Path
 from typing import BinaryIO
 
 from phonenumbers import PhoneNumberType
@@ -26,6 +28,7 @@ from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE, is_number_
 from phonenumbers.timezone import UNKNOWN_TIMEZONE
 from phonenumbers.tzdata import TIMEZONE_DATA, TIMEZONE_LONGEST_PREFIX
 
+import sendline
 from sendline.errors import SendlineError
 from sendline.sms.phone import check_phone
 
@@ -135,6 +138,7 @@ class PhoneChecker:
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     stderr=self._stderr,
+                    env=_child_env(),
                 )
             )
 
@@ -207,6 +211,13 @@ class PhoneChecker:
 
     def __exit__(self, exc_type: object, *_: object) -> None:
         self.close(abort=exc_type is not None)
+
+
+def _child_env() -> dict[str, str]:
+    """The parent's environment, with the directory Sendline was imported from first."""
+    root = str(Path(sendline.__file__).resolve().parent.parent)
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": root if not path else f"{root}{os.pathsep}{path}"}
 
 
 if __name__ == "__main__":

@@ -1,0 +1,231 @@
+"""The engine end to end: a one-step blast automation over N contacts until every message
+is accepted by the sandbox provider (rate limits off), beside a bare-SQL floor.
+
+For SQLite (1 worker) and PostgreSQL (1 and 2 workers): messages/s, worker CPU
+microseconds per message, peak worker RSS. The floor, measured in the same run on the
+same database: the same number of message rows inserted, claimed (in batches, FOR UPDATE
+SKIP LOCKED on PostgreSQL) and updated twice with bare SQL, in one process. Target (issue
+4): end to end >= 30% of the floor. BENCH_ENGINE_CONTACTS sets N (default 100,000).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, func, insert, select, text
+
+from bench.common import print_table, scratch_postgres
+from sendline.engine.automations import Automations
+from sendline.engine.triggers import start_bulk
+from sendline.store.accounts import Accounts
+from sendline.store.credits import Credits
+from sendline.store.db import create_engine_for, session_factory, upgrade
+from sendline.store.engine_models import SandboxMessage
+from sendline.store.models import ConsentEvent, Contact
+
+CONTACTS = int(os.environ.get("BENCH_ENGINE_CONTACTS", "100000"))
+TARGET_RATIO = 0.30
+BATCH = 500
+BLAST = """
+name: Blast
+trigger: {type: bulk}
+steps:
+  - {type: send_sms, body: "Hi %FIRSTNAME|there%, spring sale: 20% off today at shop.example.com"}
+"""
+AREAS = ("201", "212", "305", "312", "415", "512", "617", "702", "808", "919")
+
+
+def _contacts(account_id: int, count: int, now: datetime) -> list[dict[str, Any]]:
+    rows = []
+    for index in range(count):
+        area = AREAS[index % len(AREAS)]
+        rest = index // len(AREAS)
+        e164 = f"+1{area}{200 + rest // 10_000}{rest % 10_000:04d}"
+        rows.append(
+            {
+                "account_id": account_id,
+                "first_name": f"C{index}",
+                "phone": e164,
+                "phone_e164": e164,
+                "phone_status": "ok",
+                "phone_region": "US",
+                "time_zone": "America/New_York",
+                "fields": {},
+                "sms_consent": "opted_in",
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    return rows
+
+
+def prepare(engine: Engine, count: int) -> tuple[int, int]:
+    """An account with credits, `count` opted-in contacts and an active blast automation."""
+    upgrade(engine)
+    now = datetime.now(UTC)
+    with session_factory(engine).begin() as session:
+        account = Accounts(session).create(
+            "bench",
+            product_line="marketing",
+            tier="enterprise",
+            last_purchase_on=date(2024, 1, 1),
+            sms_addon=True,
+            quiet_start=0,
+            quiet_end=24 * 60,
+            frequency_cap=100,
+        )
+        Credits(session, account.id).purchase(count * 2)
+        rows = _contacts(account.id, count, now)
+        for start in range(0, count, 5000):
+            session.execute(insert(Contact), rows[start : start + 5000])
+        ids = session.scalars(select(Contact.id).where(Contact.account_id == account.id)).all()
+        consent = [
+            {
+                "account_id": account.id,
+                "contact_id": cid,
+                "kind": "opt_in",
+                "method": "import",
+                "source": "bench",
+                "occurred_at": now,
+                "recorded_at": now,
+            }
+            for cid in ids
+        ]
+        for start in range(0, count, 5000):
+            session.execute(insert(ConsentEvent), consent[start : start + 5000])
+        automations = Automations(session, account.id)
+        saved = automations.create(BLAST)
+        automations.activate(saved.automation.id)
+        return account.id, saved.automation.id
+
+
+def end_to_end(url: str, engine: Engine, workers: int, count: int) -> dict[str, float]:
+    account_id, automation_id = prepare(engine, count)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    with session_factory(engine).begin() as session:
+        start_bulk(session, account_id, automation_id, now=datetime.now(UTC))
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bench.engine_worker", url, f"bench-{i}", str(BATCH)]
+        )
+        for i in range(workers)
+    ]
+    for process in processes:
+        if process.wait() != 0:
+            raise RuntimeError(f"bench worker exited with {process.returncode}")
+    elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with engine.connect() as conn:
+        accepted = conn.scalar(select(func.count()).select_from(SandboxMessage))
+    if accepted != count:
+        raise RuntimeError(f"the sandbox accepted {accepted} messages, expected {count}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {
+        "rate": count / elapsed,
+        "cpu_us": cpu / count * 1e6,
+        "rss_mb": after.ru_maxrss / 1024,
+    }
+
+
+def sql_floor(engine: Engine, count: int) -> float:
+    """Bare SQL: insert `count` rows, claim them in batches, mark them sending then sent."""
+    postgres = engine.dialect.name == "postgresql"
+    lock = " FOR UPDATE SKIP LOCKED" if postgres else ""
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS bench_floor"))
+        key = "SERIAL" if postgres else "INTEGER"
+        conn.execute(
+            text(
+                f"CREATE TABLE bench_floor (id {key} PRIMARY KEY, contact_id INTEGER, "
+                "status VARCHAR(10), body TEXT, due_at TIMESTAMP, provider_id VARCHAR(64))"
+            )
+        )
+    now = datetime.now(UTC).replace(tzinfo=None)
+    body = "Hi C1, spring sale: 20% off today at shop.example.com\nReply STOP to opt out"
+    rows = [{"c": i, "b": body, "d": now} for i in range(count)]
+    started = time.perf_counter()
+    with engine.begin() as conn:
+        for start in range(0, count, 5000):
+            conn.execute(
+                text(
+                    "INSERT INTO bench_floor (contact_id, status, body, due_at) "
+                    "VALUES (:c, 'queued', :b, :d)"
+                ),
+                rows[start : start + 5000],
+            )
+    claim = text(
+        "SELECT id FROM bench_floor WHERE status = 'queued' AND due_at <= :now "
+        f"ORDER BY due_at LIMIT {BATCH}{lock}"
+    )
+    while True:
+        with engine.begin() as conn:
+            ids = [r[0] for r in conn.execute(claim, {"now": now})]
+            if not ids:
+                break
+            conn.execute(
+                text("UPDATE bench_floor SET status = 'sending' WHERE id = :i"),
+                [{"i": i} for i in ids],
+            )
+        with engine.begin() as conn:
+            conn.execute(
+                text("UPDATE bench_floor SET status = 'sent', provider_id = :p WHERE id = :i"),
+                [{"i": i, "p": f"SM{i:032x}"} for i in ids],
+            )
+    return count / (time.perf_counter() - started)
+
+
+def _one(kind: str, workers: int, url: str, count: int) -> list[Any]:
+    engine = create_engine_for(url)
+    try:
+        floor = sql_floor(engine, count)
+        figures = end_to_end(url, engine, workers, count)
+    finally:
+        engine.dispose()
+    ratio = figures["rate"] / floor
+    return [
+        f"{kind}, {workers} worker{'s' if workers > 1 else ''}",
+        f"{figures['rate']:,.0f}",
+        f"{figures['cpu_us']:,.0f}",
+        f"{figures['rss_mb']:,.0f}",
+        f"{floor:,.0f}",
+        f"{ratio:.2f}",
+        "yes" if ratio >= TARGET_RATIO else "NO",
+    ]
+
+
+def run() -> None:
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="sendline-bench-") as workdir:
+        url = f"sqlite:///{Path(workdir) / 'bench.db'}"
+        rows.append(_one("SQLite", 1, url, CONTACTS))
+    for workers in (1, 2):
+        scratch = scratch_postgres()
+        if scratch is None:
+            break
+        url, drop = scratch
+        try:
+            rows.append(_one("PostgreSQL", workers, url, CONTACTS))
+        finally:
+            drop()
+    print(f"   one-step blast over {CONTACTS:,} contacts, until the sandbox accepted all")
+    print_table(
+        [
+            "database",
+            "msgs/s",
+            "CPU us/msg",
+            "peak RSS MB",
+            "floor msgs/s",
+            "ratio",
+            f">= {TARGET_RATIO:.2f}",
+        ],
+        rows,
+    )

@@ -1,0 +1,56 @@
+"""A benchmark worker: the real Worker loop, run until no work is left, then exit.
+
+`python -m bench.engine_worker DATABASE_URL WORKER_ID` - its CPU time and peak RSS are
+read by the parent with getrusage(RUSAGE_CHILDREN) once it has exited.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from sqlalchemy import func, select
+
+from sendline.engine.worker import Worker, WorkerOptions
+from sendline.providers.sandbox import SandboxProvider
+from sendline.store.db import open_engine, session_factory
+from sendline.store.engine_models import AutomationRun, Message
+
+IDLE_CHECK_AFTER = 0.5  # seconds of no work before asking whether everything is done
+
+
+def work_left(factory: object) -> int:
+    with factory.begin() as session:  # type: ignore[attr-defined]
+        runs = session.scalar(
+            select(func.count()).select_from(AutomationRun).where(AutomationRun.status == "active")
+        )
+        messages = session.scalar(
+            select(func.count())
+            .select_from(Message)
+            .where(Message.status.in_(("queued", "sending", "unknown")))
+        )
+        return int(runs or 0) + int(messages or 0)
+
+
+def main(url: str, worker_id: str, batch_size: int) -> None:
+    engine = open_engine(url)
+    factory = session_factory(engine)
+    provider = SandboxProvider(factory)
+    options = WorkerOptions(
+        worker_id=worker_id, batch_size=batch_size, reconcile_every=3600, date_scan_every=3600
+    )
+    worker = Worker(factory, provider, options)
+    idle_since = None
+    while True:
+        if worker.step():
+            idle_since = None
+            continue
+        idle_since = idle_since or time.monotonic()
+        if time.monotonic() - idle_since > IDLE_CHECK_AFTER and not work_left(factory):
+            break
+        time.sleep(0.01)
+    engine.dispose()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 500)

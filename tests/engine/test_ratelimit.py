@@ -1,0 +1,124 @@
+"""Shared rate limits (GCRA in the database): the configured rate holds within a few
+percent across concurrent workers, each with its own connections."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from sendline.engine.dispatcher import Dispatcher
+from sendline.engine.ratelimit import acquire, reset, try_acquire
+from sendline.errors import InvalidInput
+from sendline.providers.sandbox import SandboxProvider
+from sendline.store.db import create_engine_for
+from sendline.store.db import session_factory as make_session_factory
+from sendline.store.engine_models import Message
+from tests.engine.factories import make_world, queue_message
+
+SECONDS = 3.0
+
+
+def _hammer(url: str, key: str, rate: float, workers: int, cost: int = 1) -> list[float]:
+    """`workers` threads, each with its own engine (like separate processes), pacing
+    themselves on `key` for SECONDS; returns when each grant was used."""
+    used: list[float] = []
+    lock = threading.Lock()
+    start = threading.Barrier(workers)
+    engines = [create_engine_for(url) for _ in range(workers)]
+
+    def work(factory: sessionmaker[Session]) -> None:
+        acquire(factory, f"warm-up {threading.get_ident()}", 1, rate)  # connect first
+        start.wait()
+        end = time.monotonic() + SECONDS
+        while True:
+            wait = acquire(factory, key, cost, rate)
+            if time.monotonic() + wait >= end:
+                return
+            time.sleep(wait)
+            with lock:
+                used.append(time.monotonic())
+
+    threads = [threading.Thread(target=work, args=(make_session_factory(e),)) for e in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for engine in engines:
+        engine.dispose()
+    return sorted(used)
+
+
+@pytest.mark.parametrize(("rate", "workers"), [(50.0, 4), (25.0, 2)])
+def test_it_handles_concurrent_workers_at_the_configured_rate(
+    database_url: str, rate: float, workers: int
+) -> None:
+    used = _hammer(database_url, "sender:+14155550000", rate, workers)
+    assert len(used) >= rate * SECONDS * 0.9  # the workers kept up with the rate
+    observed = (len(used) - 1) / (used[-1] - used[0])
+    assert abs(observed - rate) <= rate * 0.05, (observed, len(used))
+    # No second ever carries more than the rate (plus the one-unit burst).
+    busiest = max(sum(1 for t in used if s <= t < s + 1.0) for s in used)
+    assert busiest <= rate * 1.05 + 1
+
+
+def test_it_handles_segments_as_the_cost(session_factory: sessionmaker[Session]) -> None:
+    assert acquire(session_factory, "k", 3, 1.0) == 0.0  # a free sender goes at once
+    wait = acquire(session_factory, "k", 1, 1.0)
+    assert 2.5 < wait <= 3.0  # the 3 segments before it took 3 s of the rate
+    reset(session_factory, "k")
+    assert acquire(session_factory, "k", 1, 1.0) == 0.0
+
+
+def test_it_handles_a_burst(session_factory: sessionmaker[Session]) -> None:
+    waits = [acquire(session_factory, "burst", 1, 1.0, burst=5) for _ in range(7)]
+    assert waits[:5] == [0.0] * 5
+    assert 0.5 < waits[5] <= 1.0 and 1.5 < waits[6] <= 2.0
+
+
+def test_it_handles_policing_without_reserving(session_factory: sessionmaker[Session]) -> None:
+    assert try_acquire(session_factory, "carrier", 1, 0.5) == 0.0
+    first = try_acquire(session_factory, "carrier", 1, 0.5)
+    assert 1.0 < first <= 2.0
+    second = try_acquire(session_factory, "carrier", 1, 0.5)
+    assert second <= first  # a refusal takes nothing: it does not push the next one back
+    time.sleep(second + 0.05)
+    assert try_acquire(session_factory, "carrier", 1, 0.5) == 0.0
+
+
+def test_it_handles_a_bad_rate(session_factory: sessionmaker[Session]) -> None:
+    for rate, burst in ((0.0, 1), (-1.0, 1), (5.0, 0)):
+        with pytest.raises(InvalidInput):
+            acquire(session_factory, "bad", 1, rate, burst)
+
+
+@pytest.mark.parametrize("limit", ["sender", "account"])
+def test_it_handles_a_dispatcher_paced_by_its_rates(
+    session: Session, session_factory: sessionmaker[Session], limit: str
+) -> None:
+    """Paced at the carrier's own rate, the dispatcher is never refused (20429)."""
+    world = make_world(session)
+    for _ in range(11):
+        queue_message(session, world.account, world.contact, segments=2)
+    sandbox = SandboxProvider(session_factory, mps=20.0)
+    rates = {"sender_mps": 20.0} if limit == "sender" else {"account_mps": 20.0}
+    dispatcher = Dispatcher(
+        session_factory,
+        sandbox,
+        worker_id="w1",
+        clock=lambda: datetime(2026, 11, 25, 15, 0, tzinfo=UTC),
+        rng=random.Random(1),
+        **rates,
+    )
+    started = time.monotonic()
+    assert dispatcher.dispatch_due() == 11
+    elapsed = time.monotonic() - started
+    assert elapsed >= 10 * 2 / 20.0 * 0.95  # 22 segments at 20 per second
+    statuses = set(session.scalars(select(Message.status)))
+    session.commit()
+    assert statuses == {"sent"}

@@ -1,0 +1,233 @@
+"""The sandbox carrier and its commands: it accepts, remembers, delivers receipts late,
+fails with real provider codes, polices its rate, and can lose an answer."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
+
+from sendline.cli import app
+from sendline.engine.dispatcher import Dispatcher
+from sendline.providers.base import (
+    OutboundSms,
+    PermanentError,
+    ProviderError,
+    TransientError,
+    UnknownOutcome,
+)
+from sendline.providers.sandbox import ERRORS, TEST_NUMBERS, SandboxProvider
+from sendline.store.consent import Consent
+from sendline.store.engine_models import Message, SandboxMessage
+from tests.engine.factories import NOW, make_world, queue_message
+
+PHONE = "+14158675309"
+
+
+def _sms(ref: int = 1, to: str = PHONE, body: str = "hello", segments: int = 1) -> OutboundSms:
+    return OutboundSms(ref, to, "+14155550000", body, segments)
+
+
+@pytest.fixture
+def sandbox(session_factory: sessionmaker[Session]) -> SandboxProvider:
+    return SandboxProvider(session_factory, rng=random.Random(1), clock=lambda: NOW)
+
+
+def test_it_handles_accepting_and_remembering_a_message(
+    sandbox: SandboxProvider, session: Session
+) -> None:
+    accepted = sandbox.send(_sms(7, body="Spring sale", segments=2))
+    assert re.fullmatch(r"SM[0-9a-f]{32}", accepted.provider_id)
+    [record] = session.scalars(select(SandboxMessage)).all()
+    session.commit()
+    assert (record.message_ref, record.to, record.sender, record.body, record.segments) == (
+        7,
+        PHONE,
+        "+14155550000",
+        "Spring sale",
+        2,
+    )
+    assert (record.status, record.accepted_at, record.reported) == ("sent", NOW, False)
+    found = sandbox.lookup(_sms(7))
+    assert found is not None and (found.provider_id, found.status) == (accepted.provider_id, "sent")
+    assert sandbox.lookup(_sms(8)) is None
+    assert [r.provider_id for r in sandbox.outbox()] == [accepted.provider_id]
+
+
+def test_it_handles_receipts_after_a_delay(sandbox: SandboxProvider) -> None:
+    ok = sandbox.send(_sms(1))
+    bad = sandbox.send(_sms(2, to="+15005550030"))
+    assert sandbox.deliver_reports(NOW + timedelta(seconds=1)) == []
+    reports = sandbox.deliver_reports(NOW + timedelta(seconds=2))
+    assert {(r.provider_id, r.status, r.error_code) for r in reports} == {
+        (ok.provider_id, "delivered", None),
+        (bad.provider_id, "undelivered", "30003"),
+    }
+    assert sandbox.deliver_reports(NOW + timedelta(seconds=3)) == []  # each once
+    found = sandbox.lookup(_sms(2, to="+15005550030"))
+    assert found is not None and (found.status, found.error_code) == ("undelivered", "30003")
+
+
+@pytest.mark.parametrize(
+    ("to", "error", "code"),
+    [
+        ("+15005550001", PermanentError, "21211"),
+        ("+15005550004", PermanentError, "21610"),
+        ("+15005550029", TransientError, "20429"),
+        ("+15005550091", UnknownOutcome, "timeout"),
+        ("+15005550090", UnknownOutcome, "timeout"),
+        ("+3312", PermanentError, "21211"),  # not a number at all
+    ],
+)
+def test_it_handles_its_test_numbers(
+    sandbox: SandboxProvider, to: str, error: type[ProviderError], code: str
+) -> None:
+    with pytest.raises(error) as raised:
+        sandbox.send(_sms(1, to=to))
+    assert raised.value.code == code
+    recorded = sandbox.lookup(_sms(1, to=to)) is not None
+    assert recorded is (TEST_NUMBERS.get(to) == "lost")  # lost answer: it has the message
+
+
+def test_it_handles_a_lookup_that_cannot_tell(sandbox: SandboxProvider) -> None:
+    with pytest.raises(UnknownOutcome):
+        sandbox.send(_sms(1, to="+15005550092"))
+    with pytest.raises(UnknownOutcome):
+        sandbox.lookup(_sms(1, to="+15005550092"))
+
+
+def _outcomes(sandbox: SandboxProvider, count: int) -> Counter[str]:
+    seen: Counter[str] = Counter()
+    for ref in range(count):
+        try:
+            sandbox.send(_sms(ref))
+            seen["accepted"] += 1
+        except ProviderError as exc:
+            seen[exc.code] += 1
+    return seen
+
+
+def test_it_handles_a_failure_rate_deterministically(
+    session_factory: sessionmaker[Session], session: Session
+) -> None:
+    def make(seed: int) -> SandboxProvider:
+        rng = random.Random(seed)
+        return SandboxProvider(session_factory, failure_rate=0.5, rng=rng, clock=lambda: NOW)
+
+    first = _outcomes(make(42), 200)
+    assert first == _outcomes(make(42), 200)  # same seed, same carrier
+    refused = sum(count for code, count in first.items() if code != "accepted")
+    codes = Counter(session.scalars(select(SandboxMessage.error_code)).all())
+    session.commit()
+    failed = refused + sum(count for code, count in codes.items() if code is not None) / 2
+    assert 0.35 * 200 < failed < 0.65 * 200
+    assert set(first) <= {"accepted", "21211", "21610", "20429"}
+    assert {code for code in codes if code} <= {"30003", "30005", "30007"}
+    assert all(code in ERRORS for code in [*first, *codes] if code and code != "accepted")
+
+
+def test_it_handles_its_rate(session_factory: sessionmaker[Session]) -> None:
+    sandbox = SandboxProvider(session_factory, mps=5, clock=lambda: NOW)
+    seen = _outcomes(sandbox, 20)
+    assert 4 <= seen["accepted"] <= 7  # one second's burst, then refusals
+    assert seen["20429"] == 20 - seen["accepted"]
+    with pytest.raises(TransientError) as raised:
+        sandbox.send(_sms(99))
+    assert raised.value.retry_after is not None and 0 < raised.value.retry_after <= 1.0
+
+
+def test_it_handles_an_unknown_rate(session_factory: sessionmaker[Session]) -> None:
+    sandbox = SandboxProvider(session_factory, unknown_rate=1.0, clock=lambda: NOW)
+    with pytest.raises(UnknownOutcome):
+        sandbox.send(_sms(5))
+    assert sandbox.lookup(_sms(5)) is not None  # the carrier has it all the same
+
+
+def test_it_handles_a_receipt_that_overtakes_the_sender(
+    session: Session, session_factory: sessionmaker[Session]
+) -> None:
+    """A receipt for a message whose sender has not recorded the id yet is kept and
+    retried, as carriers retry callbacks; once the id is known, it applies."""
+    world = make_world(session)
+    msg = queue_message(session, world.account, world.contact)
+    sandbox = SandboxProvider(session_factory, clock=lambda: NOW)
+    accepted = sandbox.send(_sms(msg.id))  # a worker's call, its outcome not yet committed
+    assert sandbox.tick(NOW + timedelta(seconds=2)) == []
+    session.execute(
+        Message.__table__.update()
+        .where(Message.id == msg.id)
+        .values(status="sent", provider_id=accepted.provider_id)
+    )
+    session.commit()
+    assert sandbox.tick(NOW + timedelta(seconds=3)) == []  # retried later, not at once
+    [report] = sandbox.tick(NOW + timedelta(seconds=4))
+    assert report.provider_id == accepted.provider_id
+    assert session.get(Message, msg.id, populate_existing=True).status == "delivered"  # type: ignore[union-attr]
+    session.commit()
+
+
+# -- the commands ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli_env(database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
+    monkeypatch.setenv("SENDLINE_DATABASE_URL", database_url)
+    monkeypatch.setenv("SENDLINE_DATA_DIR", str(tmp_path))
+    return CliRunner()
+
+
+def test_it_handles_the_outbox_command(
+    cli_env: CliRunner, session: Session, session_factory: sessionmaker[Session]
+) -> None:
+    empty = cli_env.invoke(app, ["sandbox", "outbox"])
+    assert empty.exit_code == 0 and "sent nothing yet" in empty.output
+    world = make_world(session)
+    queue_message(session, world.account, world.contact, body="Spring sale today")
+    queue_message(session, world.account, world.contact, to="+15005550031")
+    sandbox = SandboxProvider(session_factory)
+    Dispatcher(session_factory, sandbox, worker_id="w1", clock=lambda: NOW).dispatch_due()
+    sandbox.tick(NOW + timedelta(days=1))
+    shown = cli_env.invoke(app, ["sandbox", "outbox"])
+    assert shown.exit_code == 0, shown.output
+    assert "Spring sale today" in shown.output and "30005" in shown.output
+    listed = cli_env.invoke(app, ["sandbox", "outbox", "--json", "--limit", "1"])
+    [newest] = json.loads(listed.output)
+    assert (newest["to"], newest["status"], newest["error_code"]) == (
+        "+15005550031",
+        "undelivered",
+        "30005",
+    )
+
+
+def test_it_handles_the_reply_command(cli_env: CliRunner, session: Session) -> None:
+    world = make_world(session)
+    stop = cli_env.invoke(app, ["sandbox", "reply", PHONE, "STOP"])
+    assert stop.exit_code == 0, stop.output
+    assert f"opted out {PHONE} from account demo; confirmation queued" in stop.output
+    assert Consent(session, world.account.id).status(world.contact.id) == "opted_out"
+    session.commit()
+    again = cli_env.invoke(app, ["sandbox", "reply", PHONE, "stop"])
+    assert "already opted out" in again.output
+    help_ = cli_env.invoke(app, ["sandbox", "reply", PHONE, "HELP", "--account", "demo"])
+    assert "help text queued" in help_.output
+    stranger = cli_env.invoke(app, ["sandbox", "reply", "+14155550999", "hello"])
+    assert stranger.exit_code == 0 and "no contact has +14155550999" in stranger.output
+
+
+def test_it_handles_command_errors_without_a_traceback(
+    cli_env: CliRunner, session: Session
+) -> None:
+    make_world(session)
+    bad = cli_env.invoke(app, ["sandbox", "reply", "12", "STOP"])
+    assert bad.exit_code == 1 and "not a valid phone number" in bad.output
+    unknown = cli_env.invoke(app, ["sandbox", "reply", PHONE, "STOP", "--account", "nope"])
+    assert unknown.exit_code == 1 and "no account named" in unknown.output
+    assert "Traceback" not in bad.output + unknown.output
