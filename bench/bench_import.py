@@ -90,10 +90,10 @@ def generate(path: Path, rows: int) -> list[str]:
     return phones
 
 
-def floor(phones: list[str]) -> float:
-    """Bare libphonenumber parse + validate + format per second, one core."""
+def floor(phones: list[str]) -> tuple[float, float]:
+    """Bare libphonenumber parse + validate + format: (per second, CPU µs per number)."""
     e164 = phonenumbers.PhoneNumberFormat.E164
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for raw in phones:
         try:
             number = phonenumbers.parse(raw, "US")
@@ -101,7 +101,8 @@ def floor(phones: list[str]) -> float:
             continue
         if phonenumbers.is_valid_number(number):
             phonenumbers.format_number(number, e164)
-    return len(phones) / (time.perf_counter() - started)
+    count = len(phones)
+    return count / (time.perf_counter() - started), (time.process_time() - cpu) / count * 1e6
 
 
 def _rss_kb(field: str = "VmRSS") -> int:
@@ -112,9 +113,24 @@ def _rss_kb(field: str = "VmRSS") -> int:
     return 0
 
 
+def _cpu_seconds(usage: resource.struct_rusage) -> float:
+    return usage.ru_utime + usage.ru_stime
+
+
+def _backend_cpu(pid: int | None) -> float:
+    """CPU seconds of a PostgreSQL backend on this machine (0 when not applicable)."""
+    if pid is None:
+        return 0.0
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _import_child(url: str, path: str, results: Any) -> None:
     """Runs in a fresh process: migrate, create an account, import, report figures."""
     from datetime import date
+
+    from sqlalchemy import text
 
     from sendline.store.accounts import Accounts
     from sendline.store.db import create_engine_for, session_factory, upgrade
@@ -130,8 +146,9 @@ def _import_child(url: str, path: str, results: Any) -> None:
     samples: dict[str, int] = {}
 
     def progress(rows: int, _expected: int) -> None:
-        if rows >= 100_000 and "rss_100k" not in samples:
-            samples["rss_100k"] = _rss_kb()
+        for mark in (100_000, 500_000):
+            if rows >= mark and f"rss_{mark}" not in samples:
+                samples[f"rss_{mark}"] = _rss_kb()
 
     options = ImportOptions(
         mapping=["Mobile=phone", "SMS opt-in=consent"],
@@ -139,20 +156,27 @@ def _import_child(url: str, path: str, results: Any) -> None:
         report_path=Path(path).with_suffix(".rejects.csv"),
     )
     with factory.begin() as session:
+        backend = None
+        if engine.dialect.name == "postgresql":
+            backend = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        cpu = (_cpu_seconds(resource.getrusage(resource.RUSAGE_SELF)), _backend_cpu(backend))
         report = import_contacts(session, account.id, Path(path), options, progress)
-    finished = time.perf_counter()
+        cpu_main = _cpu_seconds(resource.getrusage(resource.RUSAGE_SELF)) - cpu[0]
+        cpu_backend = _backend_cpu(backend) - cpu[1]
     engine.dispose()
     results.put(
         {
             "rows": report.rows,
-            "created": report.created,
             "rejected": report.rejected,
             "seconds": report.seconds,
-            "committed_seconds": report.seconds + (time.perf_counter() - finished),
-            "rss_100k": samples.get("rss_100k", 0),
+            "rss_100k": samples.get("rss_100000", 0),
+            "rss_500k": samples.get("rss_500000", 0),
             "rss_end": _rss_kb(),
             "hwm": _rss_kb("VmHWM"),
             "worker_hwm": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+            "cpu_main": cpu_main,
+            "cpu_workers": _cpu_seconds(resource.getrusage(resource.RUSAGE_CHILDREN)),
+            "cpu_backend": cpu_backend,
         }
     )
 
@@ -213,6 +237,7 @@ def _run(workdir: Path) -> None:
     if postgres is not None:
         runs.append(("postgresql", postgres[0], postgres[1]))
     table = []
+    cpu_table = []
     for name, url, cleanup in runs:
         before = floor(sample)
         try:
@@ -220,9 +245,13 @@ def _run(workdir: Path) -> None:
         finally:
             if cleanup is not None:
                 cleanup()
-        base = (before + floor(sample)) / 2
+        after = floor(sample)
+        base, base_cpu = (before[0] + after[0]) / 2, (before[1] + after[1]) / 2
         table.append(_row(name, figures, base))
+        cpu_table.append(_cpu_row(name, figures, base_cpu))
     print_table(HEADERS, table)
+    print()
+    print_table(CPU_HEADERS, cpu_table)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"   machine: {os.cpu_count()} CPUs, load average {load} (1, 5, 15 min)")
     print(
@@ -244,6 +273,7 @@ HEADERS = (
     "rows/s",
     "of floor",
     "RSS@100k MB",
+    "RSS@500k MB",
     "RSS@end MB",
     "peak MB",
     "worker peak MB",
@@ -260,8 +290,40 @@ def _row(name: str, figures: dict[str, Any], base: float) -> list[str]:
         f"{figures['seconds']:.1f}",
         f"{rate:,.0f}",
         f"{rate / base:.0%}",
-        f"{figures['rss_100k'] / 1024:.0f}",
+        f"{figures['rss_100k'] / 1024:.0f}" if figures["rss_100k"] else "-",
+        f"{figures['rss_500k'] / 1024:.0f}" if figures["rss_500k"] else "-",
         f"{figures['rss_end'] / 1024:.0f}",
         f"{figures['hwm'] / 1024:.0f}",
         f"{figures['worker_hwm'] / 1024:.0f}",
+    ]
+
+
+CPU_HEADERS = (
+    "database",
+    "importer µs/row",
+    "phone workers",
+    "PostgreSQL",
+    "total",
+    "floor µs/number",
+    "total / floor",
+    "rows/s bound (2 idle cores)",
+)
+
+
+def _cpu_row(name: str, figures: dict[str, Any], floor_cpu: float) -> list[str]:
+    """CPU per row, whatever else the machine is doing: what the import costs."""
+    rows = figures["rows"]
+    main, workers, backend = (
+        figures[k] / rows * 1e6 for k in ("cpu_main", "cpu_workers", "cpu_backend")
+    )
+    total = main + workers + backend
+    return [
+        name,
+        f"{main:.0f}",
+        f"{workers:.0f}",
+        f"{backend:.0f}" if backend else "-",
+        f"{total:.0f}",
+        f"{floor_cpu:.0f}",
+        f"{total / floor_cpu:.2f}",
+        f"{2e6 / total:,.0f}",
     ]

@@ -122,13 +122,25 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def _postgres_spare(postgres_server: PostgresServer) -> str:
+    return postgres_server.create_database()
+
+
 @pytest.fixture(params=BACKENDS)
 def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A database with no schema at all (nothing migrated)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'empty.db'}"
-    server: PostgresServer = request.getfixturevalue("postgres_server")
-    return server.create_database()
+    url: str = request.getfixturevalue("_postgres_spare")
+    engine = create_engine_for(url)
+    try:
+        with engine.begin() as conn:  # one spare database, wiped for each test
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    finally:
+        engine.dispose()
+    return url
 
 
 @pytest.fixture

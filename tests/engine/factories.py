@@ -4,7 +4,7 @@ queued messages with their credit reservations (as the pipeline leaves them)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, select, text, update
@@ -29,14 +29,19 @@ class World:
 
 
 def make_account(
-    session: Session, name: str = "demo", *, credits: int = 1000, **settings: Any
+    session: Session,
+    name: str = "demo",
+    *,
+    credits: int = 1000,
+    purchased_on: date = date(2024, 6, 1),  # current cohort; before 2023-01-03: legacy
+    **settings: Any,
 ) -> Account:
     settings.setdefault("sender_number", SENDER)
     account = Accounts(session).create(
         name,
         product_line="marketing",
         tier="plus",
-        last_purchase_on=date(2024, 6, 1),
+        last_purchase_on=purchased_on,
         sms_addon=True,
         **settings,
     )
@@ -52,7 +57,12 @@ def make_contact(
     contact = Contacts(session, account.id).create(phone=phone, first_name="Ada")
     if consent:
         Consent(session, account.id).record(
-            contact.id, "opt_in", "form", source="signup form", disclosure=DISCLOSURE
+            contact.id,
+            "opt_in",
+            "form",
+            source="signup form",
+            disclosure=DISCLOSURE,
+            occurred_at=NOW - timedelta(days=30),  # before anything a test does at NOW
         )
     session.commit()
     return contact

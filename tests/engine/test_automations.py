@@ -103,6 +103,7 @@ def test_it_handles_unicode_warnings(session: Session, owner: Account) -> None:
         ("[{type: if_else, condition: {field: CITTY, value: x}}]", "unknown field 'CITTY'"),
         ("[{type: goal, condition: {field: CITY, op: gt}}]", "CITY gt needs a value"),
         ("[{type: goal, condition: {field: CITY, op: contains, value: 3}}]", "text value"),
+        ("[{type: update_field, field: PLAN, value: x}]", "cannot update unknown field 'PLAN'"),
     ],
 )
 def test_it_handles_bad_conditions(

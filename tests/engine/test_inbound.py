@@ -56,10 +56,19 @@ def _replies(session: Session, contact_id: int) -> list[Message]:
 
 
 def _text(
-    session: Session, body: str, provider_id: str | None = None, to: str | None = SENDER
+    session: Session,
+    body: str,
+    provider_id: str | None = None,
+    to: str | None = SENDER,
+    minutes: int = 0,
 ) -> InboundMessage:
     inbound = receive(
-        session, from_number=PHONE, to_number=to, body=body, provider_id=provider_id, now=NOW
+        session,
+        from_number=PHONE,
+        to_number=to,
+        body=body,
+        provider_id=provider_id,
+        now=NOW + timedelta(minutes=minutes),
     )
     session.commit()
     return inbound
@@ -118,14 +127,14 @@ def test_it_handles_nothing_after_the_confirmation(
 
 def test_it_handles_an_opt_in_keyword(session: Session, world: World) -> None:
     _text(session, "STOP")
-    inbound = _text(session, "start")
+    inbound = _text(session, "start", minutes=1)
     assert inbound.action == "opt_in"
     consent = Consent(session, world.account.id)
     assert consent.status(world.contact.id) == "opted_in"
     latest = consent.latest(world.contact.id)
     assert latest is not None and latest.method == "keyword"
     assert latest.disclosure == OPT_IN_CONFIRMATION.format(name="demo")
-    _text(session, "YES")  # already opted in: no second confirmation
+    _text(session, "YES", minutes=2)  # already opted in: no second confirmation
     bodies = [reply.body for reply in _replies(session, world.contact.id)]
     assert bodies == [
         OPT_OUT_CONFIRMATION.format(name="demo"),

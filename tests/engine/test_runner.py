@@ -5,14 +5,21 @@ waits, branches, goals, versions, leases after a crash, and no step ever runs tw
 from __future__ import annotations
 
 import random
+import signal
+import sqlite3
+import subprocess
+import sys
 import threading
+import time
+from collections import Counter
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, insert, make_url, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.engine import triggers
@@ -24,8 +31,9 @@ from sendline.providers.sandbox import SandboxProvider
 from sendline.store.accounts import Accounts
 from sendline.store.consent import Consent
 from sendline.store.contacts import Contacts
-from sendline.store.engine_models import AutomationRun
-from sendline.store.models import Account, Contact, CustomField
+from sendline.store.engine_models import AutomationRun, Message
+from sendline.store.models import Account, ConsentEvent, Contact, CustomField
+from sendline.store.types import utcnow
 from tests.engine.automation_factories import (
     NOON,
     Clock,
@@ -37,7 +45,7 @@ from tests.engine.automation_factories import (
     runner,
     runs,
 )
-from tests.engine.factories import assert_ledger_ok
+from tests.engine.factories import DISCLOSURE, assert_ledger_ok
 
 
 def _bulk(session: Session, owner: Account, steps: str, name: str = "Flow") -> int:
@@ -400,6 +408,7 @@ def test_it_handles_a_crash_after_claiming(
     _bulk(session, owner, "[{type: send_sms, body: Hi}]")
     clock = Clock()
     crashed = runner(session_factory, clock, worker_id="crashed", batch_size=3)
+    assert crashed.run_due(max_batches=0) == 0
     claimed = crashed.claim()  # ... and the process dies before advancing them
     assert len(claimed) == 3
     survivor = runner(session_factory, clock, worker_id="survivor")
@@ -409,6 +418,102 @@ def test_it_handles_a_crash_after_claiming(
     assert crashed.process(claimed) == 0  # a late worker no longer owns them
     assert len(messages(session)) == 5
     assert {r.status for r in runs(session)} == {"completed"}
+
+
+_WORKER = """
+import sys, time
+from datetime import timedelta
+from sendline.engine.runner import Runner
+from sendline.store.db import create_engine_for, session_factory
+runner = Runner(session_factory(create_engine_for(sys.argv[1])), worker_id=sys.argv[2],
+                batch_size=15, lease=timedelta(seconds=1))
+while True:
+    if not runner.run_due():
+        time.sleep(0.02)
+"""
+
+
+def _count_messages(session: Session, database_url: str) -> int:
+    """Messages so far, read without taking SQLite's write lock: the engine starts every
+    transaction with BEGIN IMMEDIATE, and a busy worker would starve the poll."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        with closing(sqlite3.connect(f"file:{url.database}?mode=ro", uri=True)) as raw:
+            return int(raw.execute("SELECT count(*) FROM messages").fetchone()[0])
+    count = int(session.scalar(select(func.count()).select_from(Message)) or 0)
+    session.commit()
+    return count
+
+
+def _many_contacts(session: Session, owner: Account, count: int) -> None:
+    """Consenting San Francisco contacts, written in bulk (as an import would)."""
+    phones = [f"+1415555{i:04d}" for i in range(count)]
+    rows = [
+        {
+            "account_id": owner.id,
+            "first_name": "Ada",
+            "phone": phone,
+            "phone_e164": phone,
+            "phone_status": "ok",
+            "phone_region": "US",
+            "time_zone": "America/Los_Angeles",
+            "fields": {},
+            "sms_consent": "opted_in",
+            "created_at": NOON,
+            "updated_at": NOON,
+        }
+        for phone in phones
+    ]
+    ids = session.scalars(insert(Contact).returning(Contact.id), rows).all()
+    events = [
+        {
+            "account_id": owner.id,
+            "contact_id": contact_id,
+            "kind": "opt_in",
+            "method": "import",
+            "source": "test import",
+            "disclosure": DISCLOSURE,
+            "occurred_at": NOON,
+            "recorded_at": NOON,
+        }
+        for contact_id in ids
+    ]
+    session.execute(insert(ConsentEvent), events)
+    session.commit()
+
+
+@pytest.mark.slow
+def test_it_handles_workers_killed_mid_batch(
+    session: Session, session_factory: sessionmaker[Session], database_url: str
+) -> None:
+    owner = account(session, credits=1000)
+    _many_contacts(session, owner, 500)
+    steps = "[{type: send_sms, body: One}, {type: add_tag, tag: x}, {type: send_sms, body: Two}]"
+    found = automation(session, owner, f"name: Kill\ntrigger: {{type: bulk}}\nsteps: {steps}")
+    triggers.start_bulk(session, owner.id, found.id, now=utcnow())
+    session.commit()
+    rng = random.Random(7)
+    for round_ in range(4):
+        before = _count_messages(session, database_url)
+        worker = subprocess.Popen(
+            [sys.executable, "-c", _WORKER, database_url, f"doomed-{round_}"],
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while _count_messages(session, database_url) == before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0, 0.05))
+        worker.send_signal(signal.SIGKILL)  # no cleanup: claims and an open transaction
+        worker.wait()
+    left = [r for r in runs(session) if r.status == "active"]
+    assert left and any(r.claimed_by for r in left)  # the kills did leave work behind
+    clock = Clock(utcnow() + timedelta(seconds=2))  # every lease has expired
+    runner(session_factory, clock, worker_id="survivor").run_due()
+    done = runs(session)
+    assert {(r.status, r.steps_done) for r in done} == {("completed", 3)}
+    sent = Counter((m.contact_id, (m.body or "").split("\n")[0]) for m in messages(session))
+    assert len(sent) == 1000 and set(sent.values()) == {1}  # each step exactly once
+    assert_ledger_ok(session, owner.id)
 
 
 def test_it_handles_a_step_replayed_after_a_lost_position(

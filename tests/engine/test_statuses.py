@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sendline.engine.statuses import FINAL, RANK, apply_delivery_report, can_advance
+from sendline.engine.statuses import (
+    FINAL,
+    RANK,
+    SettleKind,
+    apply_delivery_report,
+    can_advance,
+    settle_reservations,
+)
 from sendline.providers.base import DeliveryReport
+from sendline.store.credits import Credits, grant_monthly
 from sendline.store.engine_models import MESSAGE_STATUSES
+from sendline.store.models import LedgerEntry
 from tests.engine.factories import (
     NOW,
     assert_ledger_ok,
+    make_account,
     make_world,
     message,
     queue_message,
@@ -62,8 +73,6 @@ def _sent(session: Session, provider_id: str = "SM1") -> int:
     msg = queue_message(session, world.account, world.contact)
     msg.status, msg.provider, msg.provider_id, msg.sent_at = "sent", "sandbox", provider_id, NOW
     session.flush()
-    from sendline.store.credits import Credits
-
     assert msg.reservation_id is not None
     Credits(session, world.account.id).charge(msg.reservation_id)
     session.commit()
@@ -138,3 +147,41 @@ def test_it_handles_a_report_nobody_claims(session: Session) -> None:
     make_world(session)
     assert apply_delivery_report(session, _report("delivered"), NOW) is None
     assert apply_delivery_report(session, DeliveryReport("SM1", "weird"), NOW) is None
+
+
+@pytest.mark.parametrize("kind", ["charge", "release"])
+def test_it_handles_batch_settlement_like_the_credits_store(
+    session: Session, kind: SettleKind
+) -> None:
+    """settle_reservations writes what Credits.charge / Credits.release write, including
+    R2's expiry of free credits that come back after their month was closed."""
+    account = make_account(session, credits=10, purchased_on=date(2022, 6, 1))  # legacy
+    grant_monthly(session, "2026-10", account_ids=[account.id])  # 25 free credits
+    credits = Credits(session, account.id)
+    one, two = credits.reserve(10, message_id=1), credits.reserve(10, message_id=2)  # free ones
+    grant_monthly(session, "2026-11", account_ids=[account.id])  # closes October
+    session.commit()
+    if kind == "charge":
+        credits.charge(one.id)
+    else:
+        credits.release(one.id)
+    by_store = credits.balance()
+    assert settle_reservations(session, [(account.id, two.id)], kind) == 1
+    assert settle_reservations(session, [(account.id, two.id)], kind) == 0  # once only
+    session.commit()
+
+    def entries(reservation_id: int) -> list[tuple[str, int, int, int, int]]:
+        rows = session.scalars(
+            select(LedgerEntry)
+            .where(LedgerEntry.reservation_id == reservation_id)
+            .order_by(LedgerEntry.id)
+        )
+        return [(e.kind, e.amount, e.free_delta, e.purchased_delta, e.reserved_delta) for e in rows]
+
+    first, second = entries(one.id), entries(two.id)
+    assert [e[0] for e in first] == [e[0] for e in second]  # same kinds, same order
+    if kind == "release":
+        assert [e[0] for e in second] == ["release", "expire"]  # October's credits are gone
+    after = credits.balance()
+    assert after.reserved == by_store.reserved - 10
+    assert_ledger_ok(session, account.id)

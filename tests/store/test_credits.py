@@ -238,3 +238,22 @@ def test_it_handles_eight_processes_racing_to_reserve(
     assert sum(e.amount for e in ledger if e.kind == "release") == sum(
         r["released"] for r in results
     )
+
+
+def test_it_handles_batch_reservations_with_the_same_ledger_rules(
+    session: Session, make_account: MakeAccount
+) -> None:
+    account = make_account(tier="plus", purchased_on=LEGACY)
+    credits = Credits(session, account.id)
+    grant_monthly(session, "2026-11")  # 25 free
+    credits.purchase(10)
+    ids = credits.reserve_many([(1, 20), (2, 10), (3, 8), (4, 5)])
+    assert ids[2] is None and all(i is not None for i in (ids[0], ids[1], ids[3]))
+    assert _checked(credits) == Balance(free=0, purchased=0, reserved=35)
+    first, second = credits.reservation(ids[0] or 0), credits.reservation(ids[1] or 0)
+    assert (first.free, first.purchased) == (20, 0)
+    assert (second.free, second.purchased) == (5, 5)  # free first, then purchased
+    credits.release(ids[1] or 0)
+    credits.charge(ids[0] or 0)
+    assert _checked(credits) == Balance(free=5, purchased=5, reserved=5)
+    session.commit()

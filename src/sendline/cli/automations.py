@@ -31,6 +31,7 @@ from sendline.engine.preflight import PreflightReport, preflight
 from sendline.engine.triggers import start_bulk
 from sendline.errors import InvalidInput
 from sendline.rulebook import shorteners
+from sendline.sms.links import ShortenerList
 from sendline.store.contacts import Contacts
 from sendline.store.engine_models import Automation
 
@@ -69,8 +70,13 @@ def _when(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else "-"
 
 
+def _shorteners() -> ShortenerList:
+    """R10: the packaged list plus the operator's own (SENDLINE_SHORTENERS_FILE)."""
+    return shorteners(load_settings().shorteners_file)
+
+
 def _automations(session: Any, account_id: int) -> Automations:
-    return Automations(session, account_id, shorteners=shorteners(load_settings().shorteners_file))
+    return Automations(session, account_id, shorteners=_shorteners())
 
 
 def _segment(text: str | None) -> Condition | None:
@@ -259,7 +265,9 @@ def preflight_command(
     condition = _segment(segment)
     with open_store() as sessions, sessions.begin() as session:
         owner = resolve_account(session, account)
-        report = preflight(session, owner.id, automation, segment=condition, now=_now())
+        report = preflight(
+            session, owner.id, automation, segment=condition, now=_now(), shorteners=_shorteners()
+        )
         session.rollback()  # reads only, and says so
     if as_json:
         sys.stdout.write(json.dumps(report.to_dict(), ensure_ascii=False) + "\n")

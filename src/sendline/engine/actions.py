@@ -18,6 +18,14 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from sendline.engine import triggers
+from sendline.engine.definitions import (
+    AddTagStep,
+    RemoveTagStep,
+    Step,
+    SubscribeStep,
+    UnsubscribeStep,
+    UpdateFieldStep,
+)
 from sendline.store.contacts import UNSET, Contacts, clean_name, clean_tag
 from sendline.store.models import Contact
 
@@ -121,6 +129,22 @@ class Actions:
             now=self.now,
             depth=self.depth,
         )
+
+    def apply(self, contact_id: int, step: Step) -> int:
+        """Carry out a contact-changing step of an automation; returns the runs started."""
+        if isinstance(step, AddTagStep):
+            return self.add_tag(contact_id, step.tag)
+        if isinstance(step, RemoveTagStep):
+            self.remove_tag(contact_id, step.tag)
+        elif isinstance(step, UpdateFieldStep):
+            return self.update_fields(contact_id, {step.field: step.value})
+        elif isinstance(step, SubscribeStep):
+            return self.subscribe(contact_id, step.list)
+        elif isinstance(step, UnsubscribeStep):
+            self.unsubscribe(contact_id, step.list)
+        else:
+            raise TypeError(f"step {step.id} ({step.type}) does not change the contact")
+        return 0
 
     def _wake(self, contact_id: int) -> None:
         triggers.wake_runs(self._session, contact_id, now=self.now)

@@ -34,9 +34,10 @@ from sendline.engine.definitions import (
     TagCondition,
     WaitStep,
 )
-from sendline.engine.pipeline import CAP_WINDOW, CAPPED_STATUSES, HOLD_REASONS, Draft, Pipeline
+from sendline.engine.pipeline import HOLD_REASONS, Draft, Pipeline, recent_counts
+from sendline.sms.links import ShortenerList
 from sendline.store.credits import Credits
-from sendline.store.engine_models import AutomationRun, Message
+from sendline.store.engine_models import AutomationRun
 from sendline.store.models import Contact
 
 SAMPLE_SIZE = 10
@@ -112,9 +113,10 @@ def preflight(
     *,
     segment: Condition | None = None,
     now: datetime,
+    shorteners: ShortenerList | None = None,
 ) -> PreflightReport:
     """Simulate the automation over its audience; reads only."""
-    automations = Automations(session, account_id)
+    automations = Automations(session, account_id, shorteners=shorteners)
     automations.check_segment(segment)
     automation = automations.resolve(automation_ref)
     version = automations.version(automation)
@@ -135,7 +137,8 @@ def preflight(
     report.credits_available = Credits(session, account_id).balance().available
     audience = _audience(session, account_id, automation.id, definition, segment)
     report.already_enrolled = _count(session, audience[1])
-    simulation = _Simulation(session, Pipeline(automations.account()), report, sms, now)
+    pipeline = Pipeline(automations.account(), shorteners)
+    simulation = _Simulation(session, pipeline, report, sms, now)
     for chunk in _chunks(session, audience[0]):
         simulation.add(chunk)
     simulation.finish()
@@ -160,16 +163,19 @@ class _Simulation:
         self.held: Counter[str] = Counter()
         self.countries: dict[str, CountryLine] = {}
         self.samples: dict[str, list[HeldSample]] = defaultdict(list)
+        # The caller's own contacts stay in its session; the ones loaded here are let go.
+        self.callers = {id(obj) for obj in session.identity_map.values()}
 
     def add(self, contacts: list[Contact]) -> None:
         self.report.audience += len(contacts)
-        recent = _recent_counts(self.session, [c.id for c in contacts], self.now)
+        recent = recent_counts(self.session, [c.id for c in contacts], self.now)
         for contact in contacts:
             if self.steps:
                 self._first_step(contact, recent.get(contact.id, 0))
             for step, forecast in zip(self.steps, self.report.steps, strict=True):
                 _forecast(forecast, self.pipeline.draft(contact, step.body))
-            self.session.expunge(contact)  # memory stays flat over 100,000 contacts
+            if id(contact) not in self.callers:
+                self.session.expunge(contact)  # memory stays flat over 100,000 contacts
 
     def _first_step(self, contact: Contact, recent: int) -> None:
         report, account = self.report, self.pipeline.account
@@ -271,21 +277,6 @@ def _chunks(session: Session, query: Any) -> Iterator[list[Contact]]:
             return
         yield list(session.scalars(select(Contact).where(Contact.id.in_(ids)).order_by(Contact.id)))
         last = ids[-1]
-
-
-def _recent_counts(session: Session, contact_ids: list[int], now: datetime) -> dict[int, int]:
-    """R15 for a chunk at once: marketing messages per contact in the last 24 hours."""
-    rows = session.execute(
-        select(Message.contact_id, func.count())
-        .where(
-            Message.contact_id.in_(contact_ids),
-            Message.kind == "marketing",
-            Message.status.in_(CAPPED_STATUSES),
-            Message.created_at > now - CAP_WINDOW,
-        )
-        .group_by(Message.contact_id)
-    )
-    return {int(contact_id or 0): int(count) for contact_id, count in rows}
 
 
 def _delay_before_first_sms(definition: AutomationDefinition) -> tuple[timedelta, list[str]]:

@@ -37,17 +37,12 @@ from sendline.engine.actions import Actions
 from sendline.engine.automations import load_definition
 from sendline.engine.conditions import RunScope, holds
 from sendline.engine.definitions import (
-    AddTagStep,
     AutomationDefinition,
     ExitStep,
     GoalStep,
     IfElseStep,
-    RemoveTagStep,
     SendSmsStep,
     Step,
-    SubscribeStep,
-    UnsubscribeStep,
-    UpdateFieldStep,
     WaitStep,
 )
 from sendline.engine.pipeline import Pipeline, SmsRequest
@@ -113,8 +108,8 @@ class _Batch:
     def queue_sends(self) -> None:
         """Queue the batch's pending send_sms steps (before anything reads messages).
 
-        Collected rather than queued one by one so the whole batch can go through the
-        pipeline together; in the same transaction as the runs' new positions either way.
+        Collected, then queued per account with set-based SQL (`Pipeline.queue_many`), in
+        the same transaction as the runs' new positions.
         """
         by_account: dict[int, list[tuple[Contact, SmsRequest]]] = {}
         for account_id, contact, request in self.sends:
@@ -144,14 +139,17 @@ class Runner:
         self._clock = clock
         self._shorteners = shorteners
 
-    def run_due(self) -> int:
-        """Advance every run that is due, batch after batch; returns the runs advanced."""
-        total = 0
-        while True:
+    def run_due(self, max_batches: int | None = None) -> int:
+        """Advance the due runs, batch after batch, until none is left (or `max_batches`,
+        so a worker can interleave sending); returns the runs advanced."""
+        total = batches = 0
+        while max_batches is None or batches < max_batches:
             claimed = self.claim()
             if not claimed:
-                return total
+                break
             total += self.process(claimed)
+            batches += 1
+        return total
 
     def claim(self) -> list[int]:
         """Claim up to batch_size due runs of active automations (committed at once)."""
@@ -166,7 +164,7 @@ class Runner:
                     Automation.status == "active",
                     or_(AutomationRun.claimed_until.is_(None), AutomationRun.claimed_until <= now),
                 )
-                .order_by(AutomationRun.due_at, AutomationRun.id)
+                .order_by(AutomationRun.due_at)  # the index order: no sort of every due run
                 .limit(self.batch_size)
                 .with_for_update(skip_locked=True, of=AutomationRun)
             )
@@ -330,23 +328,13 @@ class Runner:
         actions = Actions(
             batch.session, run.account_id, now=batch.now, depth=run.context.get("depth", 0) + 1
         )
-        contact_id = run.contact_id
         try:
-            with batch.session.begin_nested():
-                if isinstance(step, AddTagStep):
-                    actions.add_tag(contact_id, step.tag)
-                elif isinstance(step, RemoveTagStep):
-                    actions.remove_tag(contact_id, step.tag)
-                elif isinstance(step, UpdateFieldStep):
-                    actions.update_fields(contact_id, {step.field: step.value})
-                elif isinstance(step, SubscribeStep):
-                    actions.subscribe(contact_id, step.list)
-                elif isinstance(step, UnsubscribeStep):
-                    actions.unsubscribe(contact_id, step.list)
+            with batch.session.begin_nested():  # a refused change leaves nothing behind
+                actions.apply(run.contact_id, step)
         except SendlineError as exc:
             run.end("failed", f"step {step.id}: {exc.message}")
             return
-        batch.touched.setdefault(contact_id, set()).add(run.id)
+        batch.touched.setdefault(run.contact_id, set()).add(run.id)
 
 
 def _holds(batch: _Batch, run: RunState, step: IfElseStep | GoalStep) -> bool:

@@ -17,6 +17,4 @@ def build_provider(settings: Settings, session_factory: sessionmaker[Session]) -
             failure_rate=settings.sandbox_failure_rate,
             mps=settings.sandbox_mps,
         )
-    raise ConfigError(
-        f"SENDLINE_PROVIDER={settings.provider} is not available yet; use sandbox"
-    )
+    raise ConfigError(f"SENDLINE_PROVIDER={settings.provider} is not available yet; use sandbox")

@@ -23,6 +23,7 @@ Its records live in `sandbox_messages`, apart from ours, with no unique constrai
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 import threading
@@ -41,6 +42,7 @@ from sendline.providers.base import (
     DeliveryReport,
     OutboundSms,
     PermanentError,
+    ProviderError,
     ProviderRecord,
     TransientError,
     UnknownOutcome,
@@ -134,47 +136,37 @@ class SandboxProvider:
     # -- the provider interface ----------------------------------------------------
 
     def send(self, sms: OutboundSms) -> Accepted:
-        if self.mps is not None:
-            wait = ratelimit.try_acquire(
-                self._session_factory,
-                f"sandbox:{sms.sender or 'default'}",
-                sms.segments,
-                self.mps,
-                self.burst,
-            )
-            if wait > 0:
-                raise TransientError("20429", ERRORS["20429"], retry_after=wait)
-        failure, lost = self._roll(sms.to)
-        if failure == "unsent":
-            raise UnknownOutcome("timeout", "the request timed out before reaching the sandbox")
-        if failure in ("21211", "21610", "20429"):
-            raise (TransientError if failure == "20429" else PermanentError)(
-                failure, ERRORS[failure]
-            )
-        if not _E164.fullmatch(sms.to):
-            raise PermanentError("21211", f"{ERRORS['21211']}: {sms.to}")
-        provider_id = f"SM{uuid.uuid4().hex}"
+        [answer] = self.send_window([sms])
+        if isinstance(answer, ProviderError):
+            raise answer
+        return answer
+
+    def send_window(self, messages: Sequence[OutboundSms]) -> list[Accepted | ProviderError]:
+        """Several messages in one exchange, like an SMPP window: each is answered on its
+        own, and the records of those accepted are committed together before any answer."""
         now = self._clock()
-        self._record(
-            {
-                "provider_id": provider_id,
-                "message_ref": sms.message_id,
-                "sender": sms.sender,
-                "to": sms.to,
-                "body": sms.body,
-                "segments": sms.segments,
-                "status": "sent",
-                # Decided now, revealed by the receipt: the handset is unreachable
-                # whether or not anyone has asked yet.
-                "error_code": failure,
-                "accepted_at": now,
-                "report_due_at": now + self.report_delay,
-                "reported": False,
-            }
-        )
-        if lost:
-            raise UnknownOutcome("timeout", "the sandbox accepted the message, the answer was lost")
-        return Accepted(provider_id)
+        answers: list[Accepted | ProviderError] = []
+        records: list[dict[str, Any]] = []
+        lost: set[str] = set()
+        for sms in messages:
+            try:
+                failure, answer_lost = self._admit(sms)
+            except ProviderError as exc:
+                answers.append(exc)
+                continue
+            record = self._new_record(sms, failure, now)
+            records.append(record)
+            answers.append(Accepted(record["provider_id"]))
+            if answer_lost:
+                lost.add(record["provider_id"])
+        if records:
+            self._record(records)
+        return [
+            UnknownOutcome("timeout", "the sandbox accepted the message, the answer was lost")
+            if isinstance(answer, Accepted) and answer.provider_id in lost
+            else answer
+            for answer in answers
+        ]
 
     def lookup(self, sms: OutboundSms) -> ProviderRecord | None:
         if TEST_NUMBERS.get(sms.to) == "unsure":
@@ -234,13 +226,51 @@ class SandboxProvider:
 
     # -- internals -----------------------------------------------------------------
 
-    def _record(self, values: dict[str, Any]) -> None:
-        """Keep the carrier's record, committed before the carrier answers."""
+    def _admit(self, sms: OutboundSms) -> tuple[str | None, bool]:
+        """Whether the carrier takes this message: raises its refusal, or returns the
+        delivery failure it will meet (None: none) and whether the answer gets lost."""
+        if self.mps is not None:
+            key = f"sandbox:{sms.sender or 'default'}"
+            wait = ratelimit.try_acquire(
+                self._session_factory, key, sms.segments, self.mps, self.burst
+            )
+            if wait > 0:
+                raise TransientError("20429", ERRORS["20429"], retry_after=wait)
+        failure, lost = self._roll(sms.to)
+        if failure == "unsent":
+            raise UnknownOutcome("timeout", "the request timed out before reaching the sandbox")
+        if failure == "20429":
+            raise TransientError(failure, ERRORS[failure])
+        if failure in ("21211", "21610"):
+            raise PermanentError(failure, ERRORS[failure])
+        if not _E164.fullmatch(sms.to):
+            raise PermanentError("21211", f"{ERRORS['21211']}: {sms.to}")
+        return failure, lost
+
+    def _new_record(self, sms: OutboundSms, failure: str | None, now: datetime) -> dict[str, Any]:
+        return {
+            "provider_id": f"SM{uuid.uuid4().hex}",
+            "message_ref": sms.message_id,
+            "sender": sms.sender,
+            "to": sms.to,
+            "body": sms.body,
+            "segments": sms.segments,
+            "status": "sent",
+            # Decided now, revealed by the receipt: the handset is unreachable whether
+            # or not anyone has asked yet.
+            "error_code": failure,
+            "accepted_at": now,
+            "report_due_at": now + self.report_delay,
+            "reported": False,
+        }
+
+    def _record(self, records: list[dict[str, Any]]) -> None:
+        """Keep the carrier's records, committed before the carrier answers."""
         if self._carrier is not None:
-            self._carrier.insert(values)
+            self._carrier.insert(records)
             return
         with self._session_factory.begin() as session:
-            session.execute(_INSERT, values)
+            session.execute(_INSERT, records)
 
     def _roll(self, to: str) -> tuple[str | None, bool]:
         """The failure code this message meets (None: delivered), and whether its
@@ -311,10 +341,10 @@ def _carrier_engine(session_factory: sessionmaker[Session]) -> Engine | None:
 
 
 class _CarrierLog:
-    """The carrier's record of one accepted message, as one autocommitted INSERT on the
-    raw driver connection. The record is on the path of every send, and SQLAlchemy's
-    per-statement machinery costs more than the INSERT itself; the SQL and the value
-    conversions are still SQLAlchemy's, compiled once for the dialect."""
+    """The carrier's records of accepted messages, written on the raw driver connection:
+    they are on the path of every send, and SQLAlchemy's per-statement machinery costs
+    more than the INSERT itself. The SQL and the value conversions are still
+    SQLAlchemy's, compiled once for the dialect."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -322,25 +352,41 @@ class _CarrierLog:
         compiled = _INSERT.compile(dialect=engine.dialect, column_keys=list(_RECORD_COLUMNS))
         self._sql = str(compiled)
         self._order = compiled.positiontup  # qmark (SQLite) binds by position
+        # SQLite: take the write lock up front, as every Sendline writer does.
+        self._begin = "BEGIN IMMEDIATE" if engine.dialect.name == "sqlite" else "BEGIN"
         self._convert = {
             name: table.c[name].type.bind_processor(engine.dialect) for name in _RECORD_COLUMNS
         }
 
-    def insert(self, values: dict[str, Any]) -> None:
-        params = {
-            name: convert(values[name]) if convert else values[name]
-            for name, convert in self._convert.items()
-        }
+    def insert(self, records: Sequence[dict[str, Any]]) -> None:
+        """One transaction for all the records (one autocommitted INSERT for one)."""
+        rows = [self._params(record) for record in records]
         raw = self.engine.raw_connection()  # from the pool, in autocommit mode
         try:
             cursor = raw.cursor()
-            if self._order is not None:
-                cursor.execute(self._sql, [params[name] for name in self._order])
-            else:
-                cursor.execute(self._sql, params)
-            cursor.close()
+            try:
+                if len(rows) == 1:
+                    cursor.execute(self._sql, rows[0])
+                    return
+                cursor.execute(self._begin)
+                try:
+                    cursor.executemany(self._sql, rows)
+                    cursor.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(Exception):  # the connection may be gone
+                        cursor.execute("ROLLBACK")
+                    raise
+            finally:
+                cursor.close()
         finally:
             raw.close()
+
+    def _params(self, record: dict[str, Any]) -> Any:
+        values = {
+            name: convert(record[name]) if convert else record[name]
+            for name, convert in self._convert.items()
+        }
+        return [values[name] for name in self._order] if self._order is not None else values
 
 
 def _sqlite_carrier_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -94,7 +94,7 @@ def _classify(number: phonenumbers.PhoneNumber) -> PhoneCheck:
     # and dominates the cost. Validity is exactly "type is not UNKNOWN" for a number
     # whose country code maps to a region, which is how libphonenumber defines it.
     region = phonenumbers.region_code_for_number(number)
-    if region is None:
+    if region is None or number.country_code is None:
         return _UNPARSEABLE
     metadata = PhoneMetadata.metadata_for_region_or_calling_code(number.country_code, region)
     if metadata is None:

@@ -122,6 +122,9 @@ class BatchWriter:
         self._written = IdSet()
         self._lists: dict[str, int] = {}
 
+    def close(self) -> None:
+        self._bulk.close()
+
     def write(self, candidates: list[Candidate]) -> BatchResult:
         result = BatchResult()
         usable = []

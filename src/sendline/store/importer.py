@@ -1,7 +1,9 @@
 """CSV import, second half: classify phones and upsert contacts in batches.
 
 One transaction for the whole file: an import is applied completely or not at all (the
-caller commits). Memory stays flat whatever the file size: rows are streamed, a few
+caller commits). For a large file three things overlap: this thread reads and checks
+rows, worker processes classify phone numbers (the costly part), and a writer thread
+stores earlier batches in file order. Memory stays flat whatever the file size: rows are streamed, a few
 batches are in flight at a time, and the only state kept across batches is a bitmap of
 the contact ids this run already wrote (one bit per id), used to report a row that
 repeats an earlier row's email or phone as a duplicate. Re-running a file changes
@@ -12,9 +14,12 @@ appended when the row changes the contact's status.
 from __future__ import annotations
 
 import csv
+import functools
 import os
+import queue
+import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,8 +112,11 @@ def import_contacts(
             disclosure=options.disclosure,
             source=options.consent_source or f"import:{path.name}",
         )
-        with _RejectReport(options.report_path, columns.header, report) as rejects:
-            _run(rows, RowParser(columns), writer, rejects, report, options, path, progress)
+        try:
+            with _RejectReport(options.report_path, columns.header, report) as rejects:
+                _run(rows, RowParser(columns), writer, rejects, report, options, path, progress)
+        finally:
+            writer.close()
     report.seconds = time.perf_counter() - started
     return report
 
@@ -152,15 +160,63 @@ def _run(
     if workers is None:
         large = path.stat().st_size >= PARALLEL_FROM_BYTES
         workers = min(2, _cores()) if large and _cores() > 1 else 0
-    in_flight: deque[list[Candidate | Reject]] = deque()
+    write = functools.partial(
+        _write, writer=writer, rejects=rejects, report=report, progress=progress
+    )
+    batches = _batches(rows, parser, options.batch_size)
     with PhoneChecker(workers) as checker:
-        for items in _batches(rows, parser, options.batch_size):
+        if workers:
+            _run_overlapped(batches, checker, write)
+        else:
+            for items in batches:
+                checker.submit([c.phone for c in items if isinstance(c, Candidate)])
+                write(items, checker.result())
+
+
+Batch = list[Candidate | Reject]
+
+
+def _run_overlapped(
+    batches: Iterator[Batch],
+    checker: PhoneChecker,
+    write: Callable[[Batch, list[Any]], None],
+) -> None:
+    """Read and parse in this thread while a writer thread stores earlier batches.
+
+    The phone workers classify in between. The database drivers release the GIL while
+    the database works, so parsing overlaps with writing. Batches are written in file
+    order; at most `max_in_flight` wait, so memory stays bounded.
+    """
+    pending: queue.Queue[Batch | None] = queue.Queue(maxsize=checker.max_in_flight)
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def drain() -> None:
+        while (items := pending.get()) is not None:
+            if stop.is_set():
+                continue  # keep taking batches so the reader never blocks
+            try:
+                write(items, checker.result())
+            except BaseException as exc:  # noqa: BLE001 - handed to the reading thread
+                failures.append(exc)
+                stop.set()
+
+    thread = threading.Thread(target=drain, name="sendline-import-writer", daemon=True)
+    thread.start()
+    try:
+        for items in batches:
+            if stop.is_set():
+                break
             checker.submit([c.phone for c in items if isinstance(c, Candidate)])
-            in_flight.append(items)
-            if len(in_flight) >= checker.max_in_flight:
-                _write(in_flight.popleft(), checker.result(), writer, rejects, report, progress)
-        while in_flight:
-            _write(in_flight.popleft(), checker.result(), writer, rejects, report, progress)
+            pending.put(items)
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        pending.put(None)
+        thread.join()
+    if failures:
+        raise failures[0]
 
 
 def _batches(
@@ -182,6 +238,7 @@ def _batches(
 def _write(
     items: list[Candidate | Reject],
     phones: list[Any],
+    *,
     writer: BatchWriter,
     rejects: _RejectReport,
     report: ImportReport,

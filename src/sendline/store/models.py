@@ -317,7 +317,7 @@ class ConsentEvent(Base):
         ForeignKeyConstraint(["account_id", "contact_id"], ["contacts.account_id", "contacts.id"]),
         # One index serves a contact's history (tenant-scoped) and an account's events.
         Index("ix_consent_events_account_contact", "account_id", "contact_id", "occurred_at"),
-        {"sqlite_autoincrement": True},
+        # No AUTOINCREMENT: rows are never deleted, so ids are never reused anyway.
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

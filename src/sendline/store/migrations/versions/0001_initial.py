@@ -274,7 +274,7 @@ def _consent() -> None:
             "method",
             _in("method", ("form", "keyword", "import", "api", "agent")),
         ),
-        sqlite_autoincrement=True,
+        # No AUTOINCREMENT: rows are never deleted, so ids are never reused anyway.
     )
     op.create_index(
         "ix_consent_events_account_contact",

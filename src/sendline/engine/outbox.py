@@ -1,0 +1,292 @@
+"""The outbox's statements: claiming due rows, recording what the provider answered,
+taking over rows whose worker died. The dispatcher decides; this module writes.
+
+Every write after a claim is conditioned on the row still being ours (`status` as we
+left it, `claimed_by = me`): if a reconciler took a row over meanwhile, exactly one of
+the two settles it, never both, and the credits follow in the same transaction. The
+statements are per batch (an id list, one executemany), never per message: the
+dispatcher has to keep up with tens of thousands of messages a second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, or_, select, update
+from sqlalchemy.orm import Session
+
+from sendline.engine.statuses import SettleKind, adopt_record, settle_reservations
+from sendline.providers.base import OutboundSms, ProviderRecord
+from sendline.store.engine_models import Message
+from sendline.store.models import Account
+
+_CLAIM_COLUMNS = (
+    Message.id,
+    Message.account_id,
+    Message.contact_id,
+    Message.kind,
+    Message.to_e164,
+    Message.body,
+    Message.segments,
+    Message.reservation_id,
+    Message.attempts,
+    Message.created_at,
+    Message.deadline_at,
+)
+
+
+@dataclass(slots=True)
+class Job:
+    """A claimed message, as much of it as the call and its outcome need."""
+
+    id: int
+    account_id: int
+    contact_id: int | None
+    kind: str
+    to: str | None
+    body: str | None
+    segments: int
+    reservation_id: int | None
+    attempts: int
+    created_at: datetime
+    deadline_at: datetime | None
+    sender: str | None = None
+
+    def sms(self) -> OutboundSms:
+        return OutboundSms(self.id, self.to or "", self.sender, self.body or "", self.segments)
+
+
+@dataclass(slots=True)
+class Outcome:
+    job: Job
+    status: str  # sent | failed | queued (retry) | unknown
+    provider_id: str | None = None
+    error_code: str | None = None
+    detail: str | None = None
+    due_at: datetime | None = None
+
+
+def ours(worker_id: str, ids: Sequence[int], status: str = "sending") -> tuple[Any, ...]:
+    """Rows still claimed by this worker: anything else was taken over meanwhile."""
+    return (Message.id.in_(ids), Message.status == status, Message.claimed_by == worker_id)
+
+
+def claim_due(session: Session, worker_id: str, now: datetime, limit: int) -> list[Job]:
+    """Mark up to `limit` due rows `sending` for this worker, oldest due first."""
+    # Two statements, not UPDATE ... WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP
+    # LOCKED): PostgreSQL may run such a subquery more than once and claim more than n.
+    ids = list(
+        session.scalars(
+            select(Message.id)
+            .where(Message.status == "queued", Message.due_at <= now)
+            .order_by(Message.due_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    if not ids:
+        return []
+    rows = session.execute(
+        update(Message)
+        .where(Message.id.in_(ids), Message.status == "queued")
+        .values(
+            status="sending",
+            claimed_by=worker_id,
+            claimed_at=now,
+            attempts=Message.attempts + 1,
+            updated_at=now,
+        )
+        .returning(*_CLAIM_COLUMNS)
+        .execution_options(synchronize_session=False)
+    ).all()
+    # RETURNING order is unspecified: keep the order claimed.
+    jobs = {row[0]: _job(row) for row in rows}
+    return [jobs[i] for i in ids if i in jobs]
+
+
+def claim_stale(
+    session: Session, worker_id: str, now: datetime, lease: timedelta, limit: int
+) -> list[Job]:
+    """Take over rows whose outcome is unknown (`unknown`, or `sending` under a claim
+    older than the lease) as `unknown` claimed by us: no other reconciler looks them up
+    at the same time, and a late answer from their old worker is refused."""
+    stale = (
+        Message.status.in_(("sending", "unknown")),
+        or_(Message.claimed_at.is_(None), Message.claimed_at < now - lease),
+    )
+    ids = list(
+        session.scalars(
+            select(Message.id)
+            .where(*stale)
+            .order_by(Message.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    if not ids:
+        return []
+    rows = session.execute(
+        update(Message)
+        .where(Message.id.in_(ids), *stale)
+        .values(status="unknown", claimed_by=worker_id, claimed_at=now, updated_at=now)
+        .returning(*_CLAIM_COLUMNS)
+        .execution_options(synchronize_session=False)
+    ).all()
+    jobs = [_job(row) for row in rows]
+    accounts = {job.account_id for job in jobs}
+    senders = {
+        row[0]: row[1]
+        for row in session.execute(
+            select(Account.id, Account.sender_number).where(Account.id.in_(accounts))
+        )
+    }
+    for job in jobs:
+        job.sender = senders.get(job.account_id)
+    return jobs
+
+
+def release(session: Session, worker_id: str, ids: Sequence[int], now: datetime) -> int:
+    """Put claimed rows that never reached the provider back in the queue."""
+    rows = session.execute(
+        update(Message)
+        .where(*ours(worker_id, ids))
+        .values(
+            status="queued",
+            claimed_by=None,
+            claimed_at=None,
+            attempts=Message.attempts - 1,  # never attempted: no backoff owed
+            updated_at=now,
+        )
+        .returning(Message.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    return len(rows)
+
+
+def cancel(session: Session, worker_id: str, ids: Sequence[int], detail: str, now: datetime) -> int:
+    """Cancel claimed rows (R13) and release their credits."""
+    rows = session.execute(
+        update(Message)
+        .where(*ours(worker_id, ids))
+        .values(status="canceled", detail=detail, updated_at=now)
+        .returning(Message.account_id, Message.reservation_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    settle_reservations(session, _reservations(rows), "release")
+    return len(rows)
+
+
+def record_outcomes(
+    session: Session, worker_id: str, provider: str, outcomes: Sequence[Outcome], now: datetime
+) -> None:
+    """Write what the provider answered, and settle the credits it decides."""
+    groups: dict[str, list[Outcome]] = {}
+    for outcome in outcomes:
+        groups.setdefault(outcome.status, []).append(outcome)
+    for status, group in groups.items():
+        rows = _record(session, worker_id, provider, status, group, now)
+        if status in ("sent", "failed"):
+            kind: SettleKind = "charge" if status == "sent" else "release"
+            settle_reservations(session, rows, kind)
+
+
+def _record(
+    session: Session,
+    worker_id: str,
+    provider: str,
+    status: str,
+    group: Sequence[Outcome],
+    now: datetime,
+) -> list[tuple[int, int]]:
+    """One group's outcomes; returns (account_id, reservation_id) of the rows still ours.
+
+    Two statements whatever the group's size: the status flip, whose RETURNING says
+    which rows we still held, then the per-row columns as one executemany (cached SQL,
+    unlike a CASE expression that changes with every batch).
+    """
+    ids = [outcome.job.id for outcome in group]
+    values: dict[str, Any] = {"status": status, "updated_at": now}
+    if status == "sent":
+        values |= {"provider": provider, "sent_at": now}
+    elif status == "queued":
+        values |= {"claimed_by": None, "claimed_at": None}
+    rows = session.execute(
+        update(Message)
+        .where(*ours(worker_id, ids))
+        .values(**values)
+        .returning(Message.id, Message.account_id, Message.reservation_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    still_ours = {row[0] for row in rows}
+    per_row = [
+        {
+            "b_id": outcome.job.id,
+            "b_provider_id": outcome.provider_id,
+            "b_error_code": outcome.error_code,
+            "b_detail": outcome.detail,
+            "b_due_at": outcome.due_at,
+        }
+        for outcome in group
+        if outcome.job.id in still_ours
+    ]
+    if per_row:
+        session.connection().execute(_PER_ROW[status], per_row)
+    return _reservations([(row[1], row[2]) for row in rows])
+
+
+def settle_lookup(
+    session: Session,
+    worker_id: str,
+    provider: str,
+    job: Job,
+    record: ProviderRecord | None,
+    now: datetime,
+) -> int:
+    """Apply what a lookup found for a row we took over; 1 if settled, 0 if gone."""
+    message = session.scalars(
+        select(Message)
+        .where(*ours(worker_id, [job.id], status="unknown"))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+    if message is None:
+        return 0  # settled meanwhile (a status callback, another reconciler)
+    if record is not None:
+        adopt_record(session, message, record, provider, now)
+        return 1
+    # The provider never got it: the one backward move, back to the queue.
+    message.status = "queued"
+    message.claimed_by = None
+    message.claimed_at = None
+    message.detail = "requeued: the provider never received it (reconciled)"
+    message.updated_at = now
+    return 1
+
+
+def _job(row: Any) -> Job:
+    return Job(*row)
+
+
+def _per_row_update(*columns: str) -> Any:
+    table = cast(Table, Message.__table__)
+    return (
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values({name: bindparam(f"b_{name}") for name in columns})
+    )
+
+
+# The columns each outcome sets row by row (the status was set for the group at once).
+_PER_ROW: dict[str, Any] = {
+    "sent": _per_row_update("provider_id"),
+    "failed": _per_row_update("error_code", "detail"),
+    "queued": _per_row_update("error_code", "detail", "due_at"),
+    "unknown": _per_row_update("error_code", "detail"),
+}
+
+
+def _reservations(rows: Sequence[Any]) -> list[tuple[int, int]]:
+    return [(row[0], row[1]) for row in rows if row[1] is not None]
