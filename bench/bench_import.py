@@ -259,6 +259,10 @@ def _run(workdir: Path) -> None:
         f"on {len(sample):,} of the numbers, the mean of runs just before and after each import"
     )
     print(
+        "   memory: on SQLite the import raises the page cache to 64 MB for its connection "
+        "(restored at the end): RSS grows until that cap is filled, then stays flat"
+    )
+    print(
         f"   targets: >= {TARGET_RATIO:.0%} of the floor, peak RSS < {TARGET_RSS_MB} MB "
         "(importer and worker each), flat from 100k rows to the end"
     )

@@ -3,9 +3,9 @@
 One transaction for the whole file: an import is applied completely or not at all (the
 caller commits). For a large file three things overlap: this thread reads and checks
 rows, worker processes classify phone numbers (the costly part), and a writer thread
-stores earlier batches in file order. Memory stays flat whatever the file size: rows are streamed, a few
-batches are in flight at a time, and the only state kept across batches is a bitmap of
-the contact ids this run already wrote (one bit per id), used to report a row that
+stores earlier batches in file order. Memory stays flat whatever the file size: rows are
+streamed, a few batches are in flight at a time, and the only state kept across batches
+is a bitmap of the contact ids this run already wrote (one bit per id), used to report a row that
 repeats an earlier row's email or phone as a duplicate. Re-running a file changes
 nothing: values equal to what is stored are not written, and a consent event is only
 appended when the row changes the contact's status.
