@@ -76,7 +76,7 @@ def test_it_handles_invalid_definitions_readably(
     assert code == 1
     assert "error [invalid_automation]: the automation was not saved" in err
     assert "✗ step step-1: %COUPON% is not a field of this account" in err
-    assert "✗ step step-1: bit.ly/sale uses the public link shortener bit.ly" in err
+    assert "✗ step step-1: bit.ly/sale uses the public link shortener bit.ly; carriers" in err
     code, _, err = run(database_url, "automations", "create", _file(tmp_path, "name: [x"))
     assert code == 1 and "not valid YAML" in err
     code, _, err = run(database_url, "automations", "create", str(tmp_path / "missing.yaml"))

@@ -62,7 +62,7 @@ def _hammer(url: str, key: str, rate: float, workers: int, cost: int = 1) -> lis
     return sorted(used)
 
 
-@pytest.mark.parametrize(("rate", "workers"), [(50.0, 16), (20.0, 8)])
+@pytest.mark.parametrize(("rate", "workers"), [(50.0, 8), (20.0, 4)])
 def test_it_handles_concurrent_workers_at_the_configured_rate(
     database_url: str, rate: float, workers: int
 ) -> None:

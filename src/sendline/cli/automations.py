@@ -105,7 +105,7 @@ def _saved(verb: str, saved: Saved) -> None:
 
 def _invalid(exc: InvalidAutomation) -> typer.Exit:
     err_console.print(Text(f"error [{exc.code}]: the automation was not saved", style="bold red"))
-    for problem in exc.message.split("; "):
+    for problem in exc.problems:
         err_console.print(Text(f"  ✗ {problem}", style="red"))
     return typer.Exit(1)
 

@@ -230,7 +230,7 @@ class Automations:
             warnings += [f"step {step_id}: {w}" for w in step_warnings]
         errors += _condition_errors(definition, fields)
         if errors:
-            raise InvalidAutomation("; ".join(errors))
+            raise InvalidAutomation.listing(errors)
         refusal = account.sms_refusal()
         if refusal is not None and definition.sms_bodies():
             warnings.append(f"cannot be activated on this account: {refusal.message}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Annotated, Any, Literal, Union
 
@@ -20,7 +21,17 @@ from sendline.errors import SendlineError
 
 
 class InvalidAutomation(SendlineError):
+    """A definition that cannot be saved; `problems` lists each one (the message joins them)."""
+
     code = "invalid_automation"
+
+    def __init__(self, message: str, *, problems: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.problems = tuple(problems) or (message,)
+
+    @classmethod
+    def listing(cls, problems: Sequence[str]) -> InvalidAutomation:
+        return cls("; ".join(problems), problems=problems)
 
 
 class _Strict(BaseModel):
@@ -324,15 +335,15 @@ def definition_from_data(data: Any) -> AutomationDefinition:
     try:
         return AutomationDefinition.model_validate(data)
     except ValidationError as exc:
-        raise InvalidAutomation(_describe(exc)) from None
+        raise InvalidAutomation.listing(_describe(exc)) from None
 
 
-def _describe(exc: ValidationError) -> str:
+def _describe(exc: ValidationError) -> list[str]:
     parts = []
     for error in exc.errors()[:5]:
         where = ".".join(str(p) for p in error["loc"]) or "definition"
         parts.append(f"{where}: {error['msg']}")
-    return "; ".join(parts)
+    return parts
 
 
 def definition_to_json(definition: AutomationDefinition) -> str:
