@@ -21,16 +21,14 @@ import resource
 import shutil
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import phonenumbers
 
-from bench.common import print_table
+from bench.common import print_table, scratch_postgres
 
 ROWS = int(os.environ.get("BENCH_IMPORT_ROWS", "1000000"))
-PG_ADMIN_URL = os.environ.get("PG_TEST_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 FLOOR_SAMPLE = 200_000
 TARGET_RATIO = 0.70
 TARGET_RSS_MB = 300
@@ -191,29 +189,6 @@ def _measure(url: str, path: Path) -> dict[str, Any]:
     return figures
 
 
-def _postgres_database() -> tuple[str, Any] | None:
-    from sqlalchemy import create_engine, make_url, text
-    from sqlalchemy.exc import OperationalError
-
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"sendline_bench_{uuid.uuid4().hex[:10]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as exc:
-        print(f"   PostgreSQL unreachable ({str(exc.orig).strip()[:80]}): skipped")
-        admin.dispose()
-        return None
-    url = make_url(PG_ADMIN_URL).set(drivername="postgresql+psycopg", database=name)
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return url.render_as_string(hide_password=False), drop
-
-
 def run() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="sendline-bench-"))
     try:
@@ -233,7 +208,7 @@ def _run(workdir: Path) -> None:
     sample = phones[:: max(1, len(phones) // FLOOR_SAMPLE)]
     del phones
     runs: list[tuple[str, str, Any]] = [("sqlite", f"sqlite:///{workdir / 'bench.db'}", None)]
-    postgres = _postgres_database()
+    postgres = scratch_postgres()
     if postgres is not None:
         runs.append(("postgresql", postgres[0], postgres[1]))
     table = []
