@@ -207,7 +207,8 @@ class Pipeline:
             message.segments, message.credits = outcome.segments, outcome.credits
             # Counted before this message is in the session (a held message being
             # released is not counted either: held is not a capped status).
-            if recent_count(session, contact.id, now) >= self.account.frequency_cap:
+            recent = recent_counts(session, [contact.id], now).get(contact.id, 0)
+            if recent >= self.account.frequency_cap:
                 outcome = _cap_hold(self.account.frequency_cap)
         session.add(message)
         if isinstance(outcome, Hold):
@@ -351,19 +352,9 @@ class Pipeline:
         return message
 
 
-def recent_count(session: Session, contact_id: int, now: datetime) -> int:
-    """R15: marketing messages to a contact in the rolling 24 hours before `now`."""
-    query = select(func.count()).where(
-        Message.contact_id == contact_id,
-        Message.kind == "marketing",
-        Message.status.in_(CAPPED_STATUSES),
-        Message.created_at > now - CAP_WINDOW,
-    )
-    return int(session.scalar(query) or 0)
-
-
 def recent_counts(session: Session, contact_ids: list[int], now: datetime) -> dict[int, int]:
-    """`recent_count` for many contacts in one query (absent: none)."""
+    """R15: marketing messages per contact in the rolling 24 hours before `now`, in one
+    query for any number of contacts (a contact with none is absent)."""
     if not contact_ids:
         return {}
     rows = session.execute(
