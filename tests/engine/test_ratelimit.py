@@ -22,15 +22,19 @@ from sendline.store.engine_models import Message
 from tests.engine.factories import make_world, queue_message
 
 SECONDS = 3.0
+# How far ahead of its slot a thread books the next one. A real worker sleeps the whole
+# wait; here the slack keeps a stalled thread (CI shares the machine) from leaving a slot
+# unused, which would measure the machine, not the limiter.
+LOOKAHEAD = 0.3
 
 
 def _hammer(url: str, key: str, rate: float, workers: int, cost: int = 1) -> list[float]:
     """`workers` threads, each with its own engine (like separate processes), pacing
     themselves on `key` for SECONDS; returns the time of each grant.
 
-    Each thread holds one reservation ahead, so together they keep `workers` slots
-    booked: enough headroom for a slow round trip on a loaded machine, which would
-    otherwise leave a slot unused (the limiter only ever bounds the rate from above).
+    Each thread books its next slot LOOKAHEAD before the last one is due, so the
+    limiter's queue never runs dry on a loaded machine (it only ever bounds the rate
+    from above): what is left to measure is the spacing the limiter grants.
     """
     used: list[float] = []
     lock = threading.Lock()
@@ -50,7 +54,7 @@ def _hammer(url: str, key: str, rate: float, workers: int, cost: int = 1) -> lis
                 # When the limiter lets it go, not when this thread happens to wake
                 # up: a loaded machine oversleeps, and that is not the limiter's doing.
                 used.append(slot)
-            time.sleep(wait)
+            time.sleep(max(0.0, wait - LOOKAHEAD))
 
     threads = [threading.Thread(target=work, args=(make_session_factory(e),)) for e in engines]
     for thread in threads:
