@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, or_, select, update
+from sqlalchemy import Table, or_, select, update
 from sqlalchemy.orm import Session
 
 from sendline.engine.statuses import SettleKind, adopt_record, settle_reservations
 from sendline.providers.base import OutboundSms, ProviderRecord
 from sendline.store.engine_models import Message
 from sendline.store.models import Account
+from sendline.store.rows import update_rows
 
 _CLAIM_COLUMNS = (
     Message.id,
@@ -221,19 +222,13 @@ def _record(
         .execution_options(synchronize_session=False)
     ).all()
     still_ours = {row[0] for row in rows}
+    columns = _PER_ROW[status]
     per_row = [
-        {
-            "b_id": outcome.job.id,
-            "b_provider_id": outcome.provider_id,
-            "b_error_code": outcome.error_code,
-            "b_detail": outcome.detail,
-            "b_due_at": outcome.due_at,
-        }
+        {"id": outcome.job.id, **{name: getattr(outcome, name) for name in columns}}
         for outcome in group
         if outcome.job.id in still_ours
     ]
-    if per_row:
-        session.connection().execute(_PER_ROW[status], per_row)
+    update_rows(session, _MESSAGES, per_row)
     return _reservations([(row[1], row[2]) for row in rows])
 
 
@@ -270,21 +265,15 @@ def _job(row: Any) -> Job:
     return Job(*row)
 
 
-def _per_row_update(*columns: str) -> Any:
-    table = cast(Table, Message.__table__)
-    return (
-        update(table)
-        .where(table.c.id == bindparam("b_id"))
-        .values({name: bindparam(f"b_{name}") for name in columns})
-    )
+_MESSAGES = cast(Table, Message.__table__)
 
-
-# The columns each outcome sets row by row (the status was set for the group at once).
-_PER_ROW: dict[str, Any] = {
-    "sent": _per_row_update("provider_id"),
-    "failed": _per_row_update("error_code", "detail"),
-    "queued": _per_row_update("error_code", "detail", "due_at"),
-    "unknown": _per_row_update("error_code", "detail"),
+# The columns each outcome sets row by row (the status was set for the group at once);
+# Outcome's attributes carry the same names.
+_PER_ROW: dict[str, tuple[str, ...]] = {
+    "sent": ("provider_id",),
+    "failed": ("error_code", "detail"),
+    "queued": ("error_code", "detail", "due_at"),
+    "unknown": ("error_code", "detail"),
 }
 
 

@@ -15,10 +15,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
 from sendline.errors import InsufficientCredits, NotFound
@@ -31,11 +31,14 @@ from sendline.sms.schedule import next_send_time
 from sendline.sms.templates import Template, TemplateError
 from sendline.store.credits import Credits
 from sendline.store.engine_models import Message
+from sendline.store.ids import allocate_ids
 from sendline.store.models import Account, Contact
+from sendline.store.rows import insert_rows
 
 # Statuses that count toward the frequency cap: everything that was or will be sent.
 CAPPED_STATUSES = ("queued", "sending", "unknown", "sent", "delivered", "undelivered")
 CAP_WINDOW = timedelta(hours=24)
+_MESSAGES = cast(Table, Message.__table__)
 
 HOLD_REASONS = (
     "sms_not_in_plan",
@@ -260,12 +263,14 @@ class Pipeline:
         ]
         if not rows:
             return 0
-        ids = session.scalars(
-            insert(Message).returning(Message.id, sort_by_parameter_order=True), rows
-        ).all()
-        queued = [(i, row) for i, row in zip(ids, rows, strict=True) if row["status"] == "queued"]
+        # Ids first, so each reservation names its message and each message its
+        # reservation in one pass, and the insert is a plain executemany.
+        for row, message_id in zip(rows, allocate_ids(session, "messages", len(rows)), strict=True):
+            row["id"] = message_id
+        queued = [row for row in rows if row["status"] == "queued"]
         if queued:
             self._reserve_batch(session, queued, now)
+        insert_rows(session, _MESSAGES, rows)
         return len(rows)
 
     def _row(
@@ -281,6 +286,7 @@ class Pipeline:
                 outcome = _cap_hold(self.account.frequency_cap)
             else:
                 counts[contact.id] = counts.get(contact.id, 0) + 1  # later items see this one
+        # Every row carries every key: an executemany takes its columns from the first.
         row: dict[str, Any] = {
             "account_id": self.account.id,
             "contact_id": contact.id,
@@ -292,51 +298,32 @@ class Pipeline:
             "idempotency_key": request.idempotency_key,
             "to_e164": contact.phone_e164,
             "region": contact.phone_region,
+            "reservation_id": None,
             "created_at": now,
             "updated_at": now,
         }
         if isinstance(outcome, Hold):
-            return {
-                **row,
-                "status": "held",
-                "held_reason": outcome.reason,
-                "detail": outcome.detail,
-            }
-        return {
-            **row,
-            "status": "queued",
-            "body": outcome.body,
-            "encoding": outcome.encoding,
-            "segments": outcome.segments,
-            "credits": outcome.credits,
-            "due_at": self.due_at(contact, now),
-        }
+            row.update(status="held", held_reason=outcome.reason, detail=outcome.detail)
+            row.update(body=None, encoding=None, segments=0, credits=0, due_at=None)
+            return row
+        row.update(status="queued", held_reason=None, detail=None)
+        row.update(body=outcome.body, encoding=outcome.encoding, segments=outcome.segments)
+        row.update(credits=outcome.credits, due_at=self.due_at(contact, now))
+        return row
 
-    def _reserve_batch(
-        self, session: Session, queued: list[tuple[int, dict[str, Any]]], now: datetime
-    ) -> None:
+    def _reserve_batch(self, session: Session, queued: list[dict[str, Any]], now: datetime) -> None:
+        """Reserve the queued rows' credits, in order; those the balance cannot cover
+        become held (R3) before they are written."""
         reservations = Credits(session, self.account.id).reserve_many(
-            [(message_id, row["credits"]) for message_id, row in queued]
+            [(row["id"], row["credits"]) for row in queued]
         )
-        updates: list[dict[str, Any]] = []
-        for (message_id, _row), reservation in zip(queued, reservations, strict=True):
+        for row, reservation in zip(queued, reservations, strict=True):
             if reservation is not None:
-                updates.append({"id": message_id, "reservation_id": reservation})
-            else:
-                updates.append(
-                    {
-                        "id": message_id,
-                        "status": "held",
-                        "held_reason": "insufficient_credits",
-                        "detail": "the account has no credits left for this message",
-                        "due_at": None,
-                        "updated_at": now,
-                    }
-                )
-        session.execute(update(Message), [u for u in updates if "status" not in u])
-        held = [u for u in updates if "status" in u]
-        if held:
-            session.execute(update(Message), held)
+                row["reservation_id"] = reservation
+                continue
+            row.update(status="held", held_reason="insufficient_credits", due_at=None)
+            row["detail"] = "the account has no credits left for this message"
+            row["updated_at"] = now
 
     def release(self, session: Session, message_id: int, now: datetime) -> Message:
         """Run the checks again for a held message whose cause has been fixed."""

@@ -28,13 +28,14 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
 from sendline.providers.base import DeliveryReport, ProviderRecord
 from sendline.store.credits import Credits
 from sendline.store.engine_models import Message
 from sendline.store.models import CreditBalance, LedgerEntry
+from sendline.store.rows import insert_rows
 from sendline.store.types import utcnow
 
 RANK: dict[str, int] = {
@@ -233,8 +234,7 @@ def _settle_account(
             entries.append(_entry(account_id, "expire", -free_delta, expire, None, reserve_id, now))
             entries[-1]["note"] = "free credits returned after their month ended"
             totals["free"] += free_delta
-    # Core executemany on the table: the ORM's bulk path costs more than the insert.
-    session.execute(insert(_LEDGER), entries)
+    insert_rows(session, _LEDGER, entries)
     session.execute(
         update(CreditBalance)
         .where(CreditBalance.account_id == account_id)

@@ -49,6 +49,7 @@ from sendline.providers.base import (
 )
 from sendline.store.db import SQLITE_BUSY_TIMEOUT_MS
 from sendline.store.engine_models import SandboxMessage
+from sendline.store.rows import write_rows
 from sendline.store.types import utcnow
 
 # Real Twilio error codes and what they mean.
@@ -84,20 +85,8 @@ REPORT_BATCH = 500
 # The carrier checks the form of the number (the pipeline already held numbers that are
 # not valid, R8); a full libphonenumber parse here would cost more than the send.
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
-_RECORD_COLUMNS = (
-    "provider_id",
-    "message_ref",
-    "sender",
-    "to",
-    "body",
-    "segments",
-    "status",
-    "error_code",
-    "accepted_at",
-    "report_due_at",
-    "reported",
-)
-_INSERT = cast(Table, SandboxMessage.__table__).insert()  # Core: compiled once, cached
+_TABLE = cast(Table, SandboxMessage.__table__)
+_INSERT = _TABLE.insert()  # Core: compiled once, cached
 
 
 class SandboxProvider:
@@ -341,36 +330,25 @@ def _carrier_engine(session_factory: sessionmaker[Session]) -> Engine | None:
 
 
 class _CarrierLog:
-    """The carrier's records of accepted messages, written on the raw driver connection:
-    they are on the path of every send, and SQLAlchemy's per-statement machinery costs
-    more than the INSERT itself. The SQL and the value conversions are still
-    SQLAlchemy's, compiled once for the dialect."""
+    """The carrier's records of accepted messages, written on the raw driver connection
+    (COPY on PostgreSQL): they are on the path of every send, and SQLAlchemy's
+    per-statement machinery costs more than the INSERT itself. The value conversions
+    are still the columns' own."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        table = cast(Table, SandboxMessage.__table__)
-        compiled = _INSERT.compile(dialect=engine.dialect, column_keys=list(_RECORD_COLUMNS))
-        self._sql = str(compiled)
-        self._order = compiled.positiontup  # qmark (SQLite) binds by position
         # SQLite: take the write lock up front, as every Sendline writer does.
         self._begin = "BEGIN IMMEDIATE" if engine.dialect.name == "sqlite" else "BEGIN"
-        self._convert = {
-            name: table.c[name].type.bind_processor(engine.dialect) for name in _RECORD_COLUMNS
-        }
 
     def insert(self, records: Sequence[dict[str, Any]]) -> None:
-        """One transaction for all the records (one autocommitted INSERT for one)."""
-        rows = [self._params(record) for record in records]
+        """One transaction for all the records."""
         raw = self.engine.raw_connection()  # from the pool, in autocommit mode
         try:
             cursor = raw.cursor()
             try:
-                if len(rows) == 1:
-                    cursor.execute(self._sql, rows[0])
-                    return
                 cursor.execute(self._begin)
                 try:
-                    cursor.executemany(self._sql, rows)
+                    write_rows(raw.dbapi_connection, self.engine.dialect, _TABLE, records)
                     cursor.execute("COMMIT")
                 except BaseException:
                     with contextlib.suppress(Exception):  # the connection may be gone
@@ -380,13 +358,6 @@ class _CarrierLog:
                 cursor.close()
         finally:
             raw.close()
-
-    def _params(self, record: dict[str, Any]) -> Any:
-        values = {
-            name: convert(record[name]) if convert else record[name]
-            for name, convert in self._convert.items()
-        }
-        return [values[name] for name in self._order] if self._order is not None else values
 
 
 def _sqlite_carrier_connect(dbapi_connection: Any, _record: Any) -> None:

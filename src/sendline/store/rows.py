@@ -1,0 +1,123 @@
+"""Many rows written in one statement, on the driver connection: the engine's hot path.
+
+A blast writes several rows per message (the message, its credit reservation, its
+charge, the carrier's record) and updates each a few times. Through the ORM, or even
+Core executemany, SQLAlchemy's per-row parameter handling costs more than the database
+spends on the row, and on PostgreSQL an executemany is still one statement per row on
+the server. So:
+
+- inserts go through COPY on PostgreSQL and one executemany on SQLite (whose loop is C);
+- per-row updates by id go through one `UPDATE ... FROM unnest(arrays)` on PostgreSQL
+  (one statement and one join, whatever the batch size) and an executemany on SQLite.
+
+Values are converted with the columns' own SQLAlchemy types (the UTC timestamps), so
+what lands is what the ORM would have written. Everything runs on the connection and
+inside the transaction it is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import closing
+from typing import Any
+
+from sqlalchemy import Column, Table
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.orm import Session
+
+Convert = Callable[[Any], Any] | None
+
+
+def insert_rows(
+    target: Session | Connection, table: Table, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Insert `rows` (dicts with the same keys; columns left out take their default)."""
+    if not rows:
+        return
+    connection = target.connection() if isinstance(target, Session) else target
+    write_rows(connection.connection.dbapi_connection, connection.dialect, table, rows)
+
+
+def write_rows(raw: Any, dialect: Dialect, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """`insert_rows` on a raw DBAPI connection (the caller owns the transaction)."""
+    names = list(rows[0])
+    defaults = _defaults(table, names)
+    columns = [*names, *defaults]
+    converters = [_converter(table.c[name], dialect) for name in columns]
+    tail = list(defaults.values())
+    values = (
+        [_convert(converters, [row[name] for name in names] + tail) for row in rows]
+        if any(converters)
+        else [[row[name] for name in names] + tail for row in rows]
+    )
+    quote = dialect.identifier_preparer.quote
+    listed = ", ".join(map(quote, columns))
+    with closing(raw.cursor()) as cursor:
+        if dialect.name == "postgresql":
+            with cursor.copy(f"COPY {quote(table.name)} ({listed}) FROM STDIN") as copy:
+                for value in values:
+                    copy.write_row(value)
+        else:
+            marks = ", ".join("?" * len(columns))
+            cursor.executemany(
+                f"INSERT INTO {quote(table.name)} ({listed}) VALUES ({marks})", values
+            )
+
+
+def update_rows(
+    session: Session, table: Table, rows: Sequence[Mapping[str, Any]], key: str = "id"
+) -> None:
+    """Set, for each row, its columns on the table row whose `key` matches."""
+    if not rows:
+        return
+    connection = session.connection()
+    dialect = connection.dialect
+    names = [name for name in rows[0] if name != key]
+    quote = dialect.identifier_preparer.quote
+    target, qkey = quote(table.name), quote(key)
+    converters = [_converter(table.c[name], dialect) for name in (key, *names)]
+    values = [_convert(converters, [row[key], *(row[n] for n in names)]) for row in rows]
+    raw = connection.connection.dbapi_connection
+    with closing(raw.cursor()) as cursor:  # type: ignore[union-attr]
+        if dialect.name == "postgresql":
+            arrays = [
+                f"%s::{table.c[name].type.compile(dialect=dialect)}[]" for name in (key, *names)
+            ]
+            sets = ", ".join(f"{quote(name)} = v.{quote(name)}" for name in names)
+            cursor.execute(
+                f"UPDATE {target} SET {sets} FROM unnest({', '.join(arrays)}) "
+                f"AS v({qkey}, {', '.join(map(quote, names))}) WHERE {target}.{qkey} = v.{qkey}",
+                [list(column) for column in zip(*values, strict=True)],
+            )
+        else:
+            sets = ", ".join(f"{quote(name)} = ?" for name in names)
+            cursor.executemany(
+                f"UPDATE {target} SET {sets} WHERE {qkey} = ?",
+                [[*value[1:], value[0]] for value in values],
+            )
+
+
+def _defaults(table: Table, names: Sequence[str]) -> dict[str, Any]:
+    """Values for the columns left out that have a Python-side default."""
+    defaults: dict[str, Any] = {}
+    for column in table.columns:
+        default = column.default
+        if column.name in names or default is None or column.primary_key:
+            continue
+        arg = getattr(default, "arg", None)
+        if getattr(default, "is_scalar", False):
+            defaults[column.name] = arg
+        elif callable(arg):
+            defaults[column.name] = arg(None)  # SQLAlchemy wraps it to take a context
+    return defaults
+
+
+def _converter(column: Column[Any], dialect: Dialect) -> Convert:
+    return column.type.bind_processor(dialect)
+
+
+def _convert(converters: Sequence[Convert], row: list[Any]) -> list[Any]:
+    return [
+        convert(value) if convert is not None and value is not None else value
+        for convert, value in zip(converters, row, strict=True)
+    ]
