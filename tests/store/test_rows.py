@@ -78,7 +78,7 @@ def test_it_handles_per_row_updates_by_id(session: Session) -> None:
         MESSAGES,
         [
             {"id": first.id, "provider_id": "SM1", "due_at": later, "detail": None},
-            {"id": second.id, "provider_id": None, "due_at": AT, "detail": "it's \"quoted\""},
+            {"id": second.id, "provider_id": None, "due_at": AT, "detail": 'it\'s "quoted"'},
         ],
     )
     session.commit()
@@ -86,7 +86,7 @@ def test_it_handles_per_row_updates_by_id(session: Session) -> None:
     got = {m.id: m for m in session.scalars(select(Message))}
     assert (got[first.id].provider_id, got[first.id].due_at) == ("SM1", later)
     assert got[second.id].provider_id is None
-    assert got[second.id].detail == "it's \"quoted\""
+    assert got[second.id].detail == 'it\'s "quoted"'
     assert got[second.id].due_at == AT
     assert got[untouched.id].due_at == untouched.due_at and got[untouched.id].provider_id is None
 
