@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, insert, select, text
 
-from bench.common import print_table, scratch_postgres
+from bench.common import DATABASES, print_table, scratch_postgres
 from sendline.engine.automations import Automations
 from sendline.engine.triggers import start_bulk
 from sendline.store.accounts import Accounts
@@ -204,10 +204,11 @@ def _one(kind: str, workers: int, url: str, count: int) -> list[Any]:
 
 def run() -> None:
     rows = []
-    with tempfile.TemporaryDirectory(prefix="sendline-bench-") as workdir:
-        url = f"sqlite:///{Path(workdir) / 'bench.db'}"
-        rows.append(_one("SQLite", 1, url, CONTACTS))
-    for workers in (1, 2):
+    if "sqlite" in DATABASES:
+        with tempfile.TemporaryDirectory(prefix="sendline-bench-") as workdir:
+            url = f"sqlite:///{Path(workdir) / 'bench.db'}"
+            rows.append(_one("SQLite", 1, url, CONTACTS))
+    for workers in (1, 2) if "postgresql" in DATABASES else ():
         scratch = scratch_postgres()
         if scratch is None:
             break

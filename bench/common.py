@@ -38,6 +38,9 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> Non
             print("   " + "  ".join("-" * w for w in widths))
 
 
+# Which databases the engine benchmarks run on: BENCH_DATABASES=sqlite,postgresql.
+DATABASES = frozenset(os.environ.get("BENCH_DATABASES", "sqlite,postgresql").split(","))
+
 PG_ADMIN_URL = os.environ.get("PG_TEST_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 

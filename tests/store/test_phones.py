@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import random
+
 import phonenumbers
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
+from phonenumbers.timezone import UNKNOWN_TIMEZONE
+from phonenumbers.tzdata import TIMEZONE_DATA, TIMEZONE_LONGEST_PREFIX
 
 from sendline.sms.phone import check_phone, time_zone_for
-from sendline.store.phones import NO_PHONE, PhoneChecker, classify
+from sendline.store.phones import NO_PHONE, PhoneChecker, classify, zone_for
 
 TYPES = (
     PhoneNumberType.MOBILE,
@@ -35,13 +41,50 @@ def _examples() -> list[str]:
     return numbers + ["(415) 892-1234", "212 736 5000", "06 12 34 56 78", "", "   ", "+1"]
 
 
+def _agrees(raw: str) -> None:
+    check = check_phone(raw)
+    status, e164, region, zone = classify(raw)
+    assert (status, e164, region) == (check.status.value, check.e164, check.region), raw
+    assert zone == (time_zone_for(e164) if e164 else None), raw
+
+
 def test_it_handles_every_region_like_the_rule_core() -> None:
     for raw in _examples():
-        check = check_phone(raw)
-        status, e164, region, zone = classify(raw)
-        assert (status, e164, region) == (check.status.value, check.e164, check.region), raw
-        assert zone == (time_zone_for(e164) if e164 else None), raw
+        _agrees(raw)
     assert classify(None) == NO_PHONE
+    _agrees("+1 " + "2" * 70)  # longer than the rule core reads
+
+
+def test_it_handles_north_american_numbers_like_the_rule_core() -> None:
+    # +1 is shared by 25 regions: classify finds region and type in one pass.
+    rng = random.Random(3)
+    formats = ("({a}) {e}-{n}", "{a}-{e}-{n}", "+1 {a} {e} {n}", "1{a}{e}{n}", "{a}{e}{n}")
+    for _ in range(3000):
+        area, exchange = rng.randint(100, 999), rng.randint(100, 999)
+        line = f"{rng.randint(0, 9999):04d}"
+        _agrees(rng.choice(formats).format(a=area, e=exchange, n=line))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="+0123456789 ()-.x", max_size=20))
+def test_it_handles_any_input_like_the_rule_core(raw: str) -> None:
+    _agrees(raw)
+
+
+def test_its_time_zone_index_finds_the_longest_prefix() -> None:
+    def reference(key: str) -> str | None:
+        for length in range(min(TIMEZONE_LONGEST_PREFIX, len(key)), 0, -1):
+            zones = TIMEZONE_DATA.get(key[:length])
+            if zones is not None:
+                known = [z for z in zones if z != UNKNOWN_TIMEZONE]
+                return known[0] if known else None
+        return None
+
+    for prefix in TIMEZONE_DATA:
+        for key in (prefix, prefix + "0", prefix + "99999", prefix[:-1] + "5"):
+            code, national = int(key[0]), key[1:]
+            kind = PhoneNumberType.FIXED_LINE_OR_MOBILE  # always geographical: the whole key
+            assert zone_for(code, national, kind) == reference(key), key
 
 
 @pytest.mark.parametrize("workers", [0, 2])

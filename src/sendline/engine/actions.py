@@ -118,7 +118,7 @@ class Actions:
         self, contact_id: int, name: str, payload: Mapping[str, Any] | None = None
     ) -> int:
         """A custom event happened to the contact (an order shipped, a form sent)."""
-        self.contacts.get(contact_id)
+        self.contacts.require(contact_id)
         self._wake(contact_id)
         return triggers.on_event(
             self._session,

@@ -21,7 +21,19 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import JSON, Insert, String, and_, cast, func, literal, null, select, update
+from sqlalchemy import (
+    JSON,
+    Insert,
+    String,
+    and_,
+    bindparam,
+    cast,
+    func,
+    literal,
+    null,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -123,18 +135,34 @@ def on_reply(
     return _enroll_each(session, found, contact_id, now=now, depth=0, event={"body": body})
 
 
+# The statements on the path of every single event (an API call each), built once with
+# bind parameters: building a statement and its cache key costs more than running it.
+_WAKE = (
+    update(AutomationRun)
+    .where(
+        AutomationRun.contact_id == bindparam("b_contact_id"),
+        AutomationRun.status == "active",
+        AutomationRun.due_at > bindparam("b_now"),
+    )
+    .values(due_at=bindparam("b_now"))
+    .execution_options(synchronize_session=False)
+)
+_LISTENING_ANY = (
+    select(Automation, AutomationVersion.definition)
+    .join(AutomationVersion, AutomationVersion.id == Automation.current_version_id)
+    .where(
+        Automation.account_id == bindparam("account_id"),
+        Automation.trigger_type == bindparam("trigger_type"),
+        Automation.status == "active",
+    )
+    .order_by(Automation.id)
+)
+_LISTENING = _LISTENING_ANY.where(Automation.trigger_key == bindparam("key"))
+
+
 def wake_runs(session: Session, contact_id: int, *, now: datetime) -> int:
     """Make the contact's sleeping runs due now, so their goals are checked again."""
-    result = session.execute(
-        update(AutomationRun)
-        .where(
-            AutomationRun.contact_id == contact_id,
-            AutomationRun.status == "active",
-            AutomationRun.due_at > now,
-        )
-        .values(due_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    result = session.execute(_WAKE, {"b_contact_id": contact_id, "b_now": now})
     return int(getattr(result, "rowcount", 0) or 0)
 
 
@@ -276,19 +304,9 @@ def local_zone(name: str | None) -> ZoneInfo:
 def _listening(
     session: Session, account_id: int, trigger_type: str, key: str | None, *, any_key: bool = False
 ) -> list[tuple[Automation, AutomationDefinition]]:
-    query = (
-        select(Automation, AutomationVersion.definition)
-        .join(AutomationVersion, AutomationVersion.id == Automation.current_version_id)
-        .where(
-            Automation.account_id == account_id,
-            Automation.trigger_type == trigger_type,
-            Automation.status == "active",
-        )
-        .order_by(Automation.id)
-    )
-    if not any_key:
-        query = query.where(Automation.trigger_key == key)
-    return [(a, load_definition(d)) for a, d in session.execute(query).all()]
+    query = _LISTENING_ANY if any_key else _LISTENING
+    params = {"account_id": account_id, "trigger_type": trigger_type, "key": key}
+    return [(a, load_definition(d)) for a, d in session.execute(query, params).all()]
 
 
 def _enroll_each(
@@ -358,12 +376,18 @@ def _insert_runs(session: Session, rows: list[dict[str, Any]]) -> int:
 
 def _insert(session: Session) -> Insert:
     """INSERT INTO automation_runs that skips a contact already enrolled (re-entry once)."""
-    module: Any = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return _INSERTS[session.get_bind().dialect.name]
+
+
+def _skip_enrolled(module: Any) -> Insert:
     statement: Insert = module.insert(AutomationRun).on_conflict_do_nothing(
         index_elements=[AutomationRun.enrollment_key],
         index_where=AutomationRun.enrollment_key.is_not(None),
     )
     return statement
+
+
+_INSERTS = {"postgresql": _skip_enrolled(postgresql), "sqlite": _skip_enrolled(sqlite)}
 
 
 def _changed_to(definition: AutomationDefinition, value: Any) -> bool:

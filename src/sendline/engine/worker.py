@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.engine.dispatcher import Dispatcher
 from sendline.engine.runner import Runner
+from sendline.engine.tablestats import refresh_statistics
 from sendline.engine.triggers import scan_date_triggers
 from sendline.providers.base import Provider
 from sendline.providers.sandbox import SandboxProvider
@@ -38,7 +39,11 @@ class WorkerOptions:
     idle_sleep: float = 0.05  # seconds between polls when there is nothing to do
     reconcile_every: float = 5.0  # stale `sending` and `unknown` messages
     date_scan_every: float = 60.0  # date-based triggers fire at a minute's precision
+    statistics_every: float = 2.0  # PostgreSQL: re-analyze the queue tables when stale
     batch_size: int = 200
+    # Run batches per pass, between which messages are sent: a blast queueing 100,000
+    # messages must not hold back an unrelated event's message (or its own first sends).
+    run_batches_per_step: int = 2
 
 
 class Worker:
@@ -67,10 +72,12 @@ class Worker:
         self._stop = threading.Event()
         self._last_reconcile = 0.0
         self._last_date_scan = 0.0
+        self._last_statistics = 0.0
 
     def step(self) -> int:
         """One pass over every kind of due work; returns how many items were handled."""
-        done = self.runner.run_due()
+        self._housekeeping_before()
+        done = self.runner.run_due(max_batches=self.options.run_batches_per_step)
         if self._stop.is_set():
             return done
         done += self.dispatcher.dispatch_due()
@@ -85,6 +92,13 @@ class Worker:
             with self.session_factory.begin() as session:
                 done += scan_date_triggers(session, now=self.clock())
         return done
+
+    def _housekeeping_before(self) -> None:
+        # Before the batches: a blast's first batches are the ones planned blind.
+        monotonic = time.monotonic()
+        if monotonic - self._last_statistics >= self.options.statistics_every:
+            self._last_statistics = monotonic
+            refresh_statistics(self.session_factory)
 
     def run(self) -> None:
         """Work until `stop()`; then return claimed-but-unsent messages to the queue."""

@@ -15,6 +15,8 @@ from enum import StrEnum
 import phonenumbers
 from phonenumbers import PhoneNumberType, phonenumberutil
 from phonenumbers.phonemetadata import PhoneMetadata
+from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
+from phonenumbers.re_util import re_compile
 
 DEFAULT_REGION = "US"
 
@@ -90,25 +92,50 @@ def check_phone(raw: str | None) -> PhoneCheck:
 
 def _classify(number: phonenumbers.PhoneNumber) -> PhoneCheck:
     # This is is_valid_number + number_type + format_number(E164) done with one region
-    # lookup instead of three: for +1 that lookup tries every NANP region's patterns
-    # and dominates the cost. Validity is exactly "type is not UNKNOWN" for a number
-    # whose country code maps to a region, which is how libphonenumber defines it.
-    region = phonenumbers.region_code_for_number(number)
-    if region is None or number.country_code is None:
-        return _UNPARSEABLE
-    metadata = PhoneMetadata.metadata_for_region_or_calling_code(number.country_code, region)
-    if metadata is None:
-        return PhoneCheck(PhoneStatus.INVALID_PHONE, region=_real_region(region))
+    # lookup instead of three: for +1 that lookup types the number against each NANP
+    # region's patterns in turn and dominates the cost, so the type it found is kept.
+    # Validity is exactly "type is not UNKNOWN" for a number whose country code maps to
+    # a region, which is how libphonenumber defines it.
+    code = number.country_code
     national = phonenumberutil.national_significant_number(number)
-    kind = phonenumberutil._number_type_helper(national, metadata)
+    region, kind = _region_and_type(code, national)
+    if region is None or code is None:
+        return _UNPARSEABLE
+    if kind is None:
+        metadata = PhoneMetadata.metadata_for_region_or_calling_code(code, region)
+        if metadata is None:
+            return PhoneCheck(PhoneStatus.INVALID_PHONE, region=_real_region(region))
+        kind = phonenumberutil._number_type_helper(national, metadata)
     type_name = _TYPE_NAMES.get(kind, "unknown")
     if kind == PhoneNumberType.UNKNOWN:
         return PhoneCheck(PhoneStatus.INVALID_PHONE, region=_real_region(region))
     if kind == PhoneNumberType.FIXED_LINE:
         # A landline cannot receive SMS; sending would only burn credits.
         return PhoneCheck(PhoneStatus.LANDLINE, region=region, number_type=type_name)
-    e164 = f"+{number.country_code}{national}"
+    e164 = f"+{code}{national}"
     return PhoneCheck(PhoneStatus.OK, e164=e164, region=region, number_type=type_name)
+
+
+def _region_and_type(code: int | None, national: str) -> tuple[str | None, int | None]:
+    """libphonenumber's `region_code_for_number`, plus the number type when that lookup
+    had to work it out (a calling code shared by several regions: +1 has 25)."""
+    regions = COUNTRY_CODE_TO_REGION_CODE.get(code) if code is not None else None
+    if regions is None:
+        return None, None
+    if len(regions) == 1:
+        return regions[0], None
+    for region in regions:
+        metadata = PhoneMetadata.metadata_for_region(region.upper(), None)
+        if metadata is None:
+            continue
+        if metadata.leading_digits is not None:
+            if re_compile(metadata.leading_digits).match(national):
+                return region, None
+            continue
+        kind = phonenumberutil._number_type_helper(national, metadata)
+        if kind != PhoneNumberType.UNKNOWN:
+            return region, kind
+    return None, None
 
 
 def _real_region(region: str) -> str | None:

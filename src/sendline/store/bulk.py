@@ -2,8 +2,8 @@
 
 The ORM and even Core executemany spend more time binding parameters than the database
 spends storing rows. Here rows are plain tuples already in the driver's format: on
-PostgreSQL they go through COPY, on SQLite through one prepared executemany. Both run
-on the session's own connection, inside its transaction.
+PostgreSQL they go through binary COPY, on SQLite through one prepared executemany. Both
+run on the session's own connection, inside its transaction.
 """
 
 from __future__ import annotations
@@ -14,9 +14,13 @@ from contextlib import closing
 from datetime import UTC, datetime
 from typing import Any, cast
 
+from psycopg.types.string import BytesBinaryDumper
 from sqlalchemy.orm import Session
 
 IMPORT_CACHE_KB = 64 * 1024
+
+Column = tuple[str, str]  # (name, PostgreSQL type name for binary COPY)
+_EMPTY_JSONB = b"\x01{}"
 
 
 class Bulk:
@@ -25,6 +29,7 @@ class Bulk:
         self.postgres = connection.dialect.name == "postgresql"
         self._raw: Any = cast(Any, connection.connection.dbapi_connection)
         self._cache_size: int | None = None
+        self._sequences: dict[str, str] = {}
         if not self.postgres:
             # Random inserts into the E.164 and email indexes miss SQLite's default 2 MB
             # page cache at every row once the table is large; 64 MB keeps them in memory.
@@ -52,14 +57,36 @@ class Bulk:
     def json(value: Any) -> str:
         return json.dumps(value)
 
+    def json_cell(self, value: Any) -> str | bytes:
+        """A JSON value for `insert`: text on SQLite, jsonb's binary form on PostgreSQL.
+
+        That form is a version byte and the JSON text; written here rather than by the
+        driver's jsonb dumper so the common empty object costs nothing.
+        """
+        if not value:
+            return _EMPTY_JSONB if self.postgres else "{}"
+        text = json.dumps(value)
+        return b"\x01" + text.encode() if self.postgres else text
+
     def load_json(self, value: Any) -> Any:
         return json.loads(value) if isinstance(value, str | bytes) else value
 
-    def insert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-        names = ", ".join(columns)
+    def insert(self, table: str, columns: Sequence[Column], rows: Iterable[Sequence[Any]]) -> None:
+        """Insert rows; `columns` are (name, PostgreSQL type) pairs.
+
+        Binary COPY: formatting timestamps as text and parsing them back cost more than
+        storing the row did, on both sides of the connection. JSON columns take
+        `json_cell` values.
+        """
+        names = ", ".join(name for name, _ in columns)
         with closing(self._raw.cursor()) as cursor:
             if self.postgres:
-                with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                sql = f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)"
+                # bytea: json_cell's bytes go through as they are, by the driver's C
+                # dumper (the one registered for the type by default is Python).
+                cursor.adapters.register_dumper(bytes, BytesBinaryDumper)
+                with cursor.copy(sql) as copy:
+                    copy.set_types(["bytea" if t == "jsonb" else t for _, t in columns])
                     for row in rows:
                         copy.write_row(row)
             else:
@@ -78,29 +105,56 @@ class Bulk:
         lock: bool = False,
     ) -> list[Any]:
         """Rows of `table` matching `where` (placeholders `%s`) whose `key_column` is in
-        `keys`, passed as one parameter however many keys there are.
+        `keys`, passed as one parameter however many keys there are."""
+        found = self.select_keyed_many(
+            columns, table, where, params, [(key_column, keys)], lock=lock
+        )
+        return [row[1:] for row in found]
+
+    def select_keyed_many(
+        self,
+        columns: str,
+        table: str,
+        where: str,
+        params: Sequence[Any],
+        keyed: Sequence[tuple[str, Sequence[str] | Sequence[int]]],
+        *,
+        lock: bool = False,
+    ) -> list[Any]:
+        """`select_keyed` for several (key column, keys) pairs in one statement: each row
+        starts with the index of the pair it matched (a row matching two comes twice).
 
         On PostgreSQL each key is one probe of the index (a LATERAL join): with a table
         filled inside the current transaction the planner has no statistics and would
-        otherwise scan every row of the account for each batch.
+        otherwise scan every row of the account for each batch. The keys travel as one
+        JSON text: the driver dumps a list parameter element by element in Python,
+        several times slower than json.dumps.
         """
-        if self.postgres:
-            kind = "bigint" if keys and isinstance(keys[0], int) else "text"
-            lock_clause = " FOR UPDATE" if lock else ""
-            sql = (
-                f"SELECT x.* FROM unnest(%s::{kind}[]) AS k(v) CROSS JOIN LATERAL "
-                f"(SELECT {columns} FROM {table} WHERE {where} AND {key_column} = k.v"
-                f"{lock_clause}) AS x"
-            )
-            bound: list[Any] = [list(keys), *params]
-        else:
-            sql = (
-                f"SELECT {columns} FROM {table} WHERE {where} AND {key_column} "
-                "IN (SELECT value FROM json_each(%s))"
-            ).replace("%s", "?")
-            bound = [*params, json.dumps(list(keys))]
+        parts: list[str] = []
+        bound: list[Any] = []
+        lock_clause = " FOR UPDATE" if lock else ""
+        for index, (column, keys) in enumerate(keyed):
+            if not keys:
+                continue
+            if self.postgres:
+                kind = "bigint" if isinstance(keys[0], int) else "text"
+                parts.append(
+                    f"SELECT {index} AS keyed_by, x.* FROM json_array_elements_text(%s::json) "
+                    f"AS k(v) CROSS JOIN LATERAL (SELECT {columns} FROM {table} WHERE {where} "
+                    f"AND {column} = k.v::{kind}{lock_clause}) AS x"
+                )
+                bound += [json.dumps(list(keys)), *params]
+            else:
+                parts.append(
+                    f"SELECT {index}, {columns} FROM {table} WHERE {where} AND {column} "
+                    "IN (SELECT value FROM json_each(%s))"
+                )
+                bound += [*params, json.dumps(list(keys))]
+        if not parts:
+            return []
+        sql = " UNION ALL ".join(parts)
         with closing(self._raw.cursor()) as cursor:
-            cursor.execute(sql, bound)
+            cursor.execute(sql if self.postgres else sql.replace("%s", "?"), bound)
             return list(cursor.fetchall())
 
     def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
@@ -113,9 +167,14 @@ class Bulk:
         """`count` fresh primary keys for `table` (the caller holds the write lock on SQLite)."""
         with closing(self._raw.cursor()) as cursor:
             if self.postgres:
+                # The sequence is named once, as a parameter of type regclass: a
+                # pg_get_serial_sequence in the select list costs a catalog lookup per id.
+                sequence = self._sequences.get(table)
+                if sequence is None:
+                    cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", (table,))
+                    sequence = self._sequences[table] = str(cursor.fetchone()[0])
                 cursor.execute(
-                    "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-                    (table, count),
+                    "SELECT nextval(%s::regclass) FROM generate_series(1, %s)", (sequence, count)
                 )
                 return [row[0] for row in cursor.fetchall()]
             cursor.execute(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,6 +30,10 @@ from sendline.store.models import (
 
 _EMAIL = re.compile(r"^[^@\s;,<>\"]+@[^@\s;,<>\"]+\.[^@\s;,<>\"]+$")
 _FIELD_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+# Built once: an event or a reply checks its contact on every call.
+_IN_ACCOUNT = select(Contact.id).where(
+    Contact.id == bindparam("contact_id"), Contact.account_id == bindparam("account_id")
+)
 MAX_EMAIL = 254
 MAX_NAME = 100
 MAX_PHONE = 64
@@ -142,6 +146,14 @@ class Contacts:
         self.account_id = account_id
 
     # -- reading -----------------------------------------------------------------
+
+    def require(self, contact_id: int) -> None:
+        """Raise NotFound unless the contact is in this account (without loading it)."""
+        found = self._session.execute(
+            _IN_ACCOUNT, {"contact_id": contact_id, "account_id": self.account_id}
+        ).first()
+        if found is None:
+            raise NotFound(f"no contact {contact_id} in this account")
 
     def get(self, contact_id: int) -> Contact:
         contact = self._session.scalars(

@@ -1,9 +1,9 @@
 """CSV import, the database side: upsert one batch of classified rows.
 
-Per batch: one query finds existing contacts by email, one by E.164; each row becomes an
+Per batch: one query finds existing contacts by email and by E.164; each row becomes an
 insert, an update, nothing (unchanged) or a reject; inserts, updates, consent events,
-tags and list memberships are then written in bulk (COPY on PostgreSQL, executemany on
-SQLite) on the session's connection, inside its transaction.
+tags and list memberships are then written in bulk (binary COPY on PostgreSQL,
+executemany on SQLite) on the session's connection, inside its transaction.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sendline.store.bulk import Bulk
+from sendline.store.bulk import Bulk, Column
 from sendline.store.consent import _latest_first, refresh_statuses
 from sendline.store.contacts import Contacts
 from sendline.store.import_rows import Candidate, Reject
@@ -25,18 +25,33 @@ HELD = frozenset({"invalid_phone", "landline"})
 _STATUS = {True: "opted_in", False: "opted_out"}
 _PHONE = ("phone", "phone_e164", "phone_status", "phone_region", "time_zone")
 _EDITABLE = ("email", "first_name", "last_name", *_PHONE, "fields")
-_INSERT = ("id", "account_id", *_EDITABLE, "sms_consent", "created_at", "updated_at")
 _UPDATE = f"UPDATE contacts SET {', '.join(f'{c} = %s' for c in _EDITABLE)}, updated_at = %s "
 _UPDATE += "WHERE id = %s"
-_EVENT = (
-    "account_id",
-    "contact_id",
-    "kind",
-    "method",
-    "source",
-    "disclosure",
-    "occurred_at",
-    "recorded_at",
+# (column, PostgreSQL type) for binary COPY; text for the varchar columns too.
+_INSERT: tuple[Column, ...] = (
+    ("id", "int4"),
+    ("account_id", "int4"),
+    *((name, "text") for name in _EDITABLE[:-1]),
+    ("fields", "jsonb"),
+    ("sms_consent", "text"),
+    ("created_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
+)
+_EVENT: tuple[Column, ...] = (
+    ("account_id", "int4"),
+    ("contact_id", "int4"),
+    ("kind", "text"),
+    ("method", "text"),
+    ("source", "text"),
+    ("disclosure", "text"),
+    ("occurred_at", "timestamptz"),
+    ("recorded_at", "timestamptz"),
+)
+_TAG: tuple[Column, ...] = (("contact_id", "int4"), ("tag", "text"))
+_MEMBER: tuple[Column, ...] = (
+    ("list_id", "int4"),
+    ("contact_id", "int4"),
+    ("subscribed_at", "timestamptz"),
 )
 
 
@@ -141,8 +156,9 @@ class BatchWriter:
     # -- deciding ----------------------------------------------------------------
 
     def _plan(self, candidates: list[Candidate], result: BatchResult, now: datetime) -> _Plan:
-        by_email = self._existing("email", [c.email for c in candidates if c.email])
-        by_phone = self._existing("phone_e164", [c.e164 for c in candidates if c.e164])
+        by_email, by_phone = self._existing(
+            [c.email for c in candidates if c.email], [c.e164 for c in candidates if c.e164]
+        )
         extras = self._extras({**by_email, **by_phone}.values(), candidates)
         seen: dict[str, int] = {}
         plan = _Plan()
@@ -235,20 +251,24 @@ class BatchWriter:
 
     # -- reading what exists -----------------------------------------------------
 
-    def _existing(self, column: str, keys: list[str]) -> dict[str, _Old]:
-        if not keys:
-            return {}
-        found: dict[str, _Old] = {}
+    def _existing(
+        self, emails: list[str], phones: list[str]
+    ) -> tuple[dict[str, _Old], dict[str, _Old]]:
+        """Existing contacts (locked) by email and by E.164, in one round trip."""
+        by_email: dict[str, _Old] = {}
+        by_phone: dict[str, _Old] = {}
         load = self._bulk.load_json
-        rows = self._bulk.select_keyed(
-            _COLUMNS, "contacts", "account_id = %s", [self._account_id], column, keys, lock=True
+        keyed = [("email", emails), ("phone_e164", phones)]
+        rows = self._bulk.select_keyed_many(
+            _COLUMNS, "contacts", "account_id = %s", [self._account_id], keyed, lock=True
         )
         for row in rows:
-            old = _Old._make([*row[:-2], load(row[-2]), row[-1]])
-            key = old.email if column == "email" else old.phone_e164
-            if key is not None:
-                found[key] = old
-        return found
+            old = _Old._make([*row[1:-2], load(row[-2]), row[-1]])
+            if row[0] == 0 and old.email is not None:
+                by_email[old.email] = old
+            elif row[0] == 1 and old.phone_e164 is not None:
+                by_phone[old.phone_e164] = old
+        return by_email, by_phone
 
     def _extras(self, rows: Any, candidates: list[Candidate]) -> dict[int, _Extras]:
         """Tags, lists and keyword opt-outs of existing contacts, when the file needs them."""
@@ -310,16 +330,16 @@ class BatchWriter:
         # are recomputed from all their events, exactly as Consent.record does.
         refresh_statuses(self._session, self._account_id, plan.refresh)
         if plan.tags:
-            bulk.insert("contact_tags", ("contact_id", "tag"), sorted(plan.tags))
+            bulk.insert("contact_tags", _TAG, sorted(plan.tags))
         if plan.members:
             members = [(lid, cid, stamp) for lid, cid in sorted(plan.members)]
-            bulk.insert("list_members", ("list_id", "contact_id", "subscribed_at"), members)
+            bulk.insert("list_members", _MEMBER, members)
 
     def _new_row(self, c: Candidate, new_id: int, stamp: Any) -> tuple[Any, ...]:
         status = "none"
         if self._disclosure is not None and c.consent is not None:
             status = _STATUS[c.consent]
-        fields = self._bulk.json(c.fields) if c.fields else "{}"
+        fields = self._bulk.json_cell(c.fields or {})
         return (
             new_id,
             self._account_id,

@@ -255,23 +255,25 @@ class RowParser:
             return Reject(line, exc.code, exc.message, cells)
 
     def _candidate(self, line: int, cells: list[str]) -> Candidate:
+        # The hot path of the reading thread: positional arguments, and columns the
+        # file does not have skipped before any call.
         phone = _cell(cells, self._phone)
         if phone is not None and len(phone) > MAX_PHONE:
             raise InvalidInput(f"phone is longer than {MAX_PHONE} characters", code="bad_phone")
-        email = normalize_email(_cell(cells, self._email))
+        email = normalize_email(_cell(cells, self._email)) if self._email is not None else None
         if email is None and phone is None:
             raise InvalidInput("no email or phone", code="no_identity")
         return Candidate(
-            line=line,
-            cells=cells,
-            email=email,
-            first_name=_name(cells, self._first, "first name"),
-            last_name=_name(cells, self._last, "last name"),
-            phone=phone,
-            fields=self._fields(cells),
-            tags=_split(cells, self._tags, clean_tag),
-            lists=_split(cells, self._lists, _list_name),
-            consent=_consent(_cell(cells, self._consent)),
+            line,
+            cells,
+            email,
+            None if self._first is None else _name(cells, self._first, "first name"),
+            None if self._last is None else _name(cells, self._last, "last name"),
+            phone,
+            self._fields(cells) if self.columns.custom else None,
+            None if self._tags is None else _split(cells, self._tags, clean_tag),
+            None if self._lists is None else _split(cells, self._lists, _list_name),
+            None if self._consent is None else _consent(_cell(cells, self._consent)),
         )
 
     def _fields(self, cells: list[str]) -> dict[str, Any] | None:

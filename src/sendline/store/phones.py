@@ -1,10 +1,11 @@
 """Phone classification for bulk writes, off the main process when it pays.
 
 Parsing and validating a number with libphonenumber is the irreducible cost of an
-import. `PhoneChecker` runs `check_phone` in worker processes while the parent reads
-the CSV and writes to the database; results come back in submission order.
+import. `PhoneChecker` runs `classify` (what `check_phone` answers) in worker processes
+while the parent reads the CSV and writes to the database; results come back in
+submission order.
 
-The time zone is derived from what `check_phone` already found (the number type), with
+The time zone is derived from what `classify` already found (the number type), with
 the same prefix table as `sendline.sms.phone.time_zone_for`, instead of parsing and
 classifying the number a second time; a test checks both agree on every region.
 """
@@ -37,55 +38,61 @@ PhoneResult = tuple[str, str | None, str | None, str | None]
 
 NO_PHONE: PhoneResult = ("no_phone", None, None, None)
 
-_TYPES = {
-    "fixed_line": PhoneNumberType.FIXED_LINE,
-    "mobile": PhoneNumberType.MOBILE,
-    "fixed_line_or_mobile": PhoneNumberType.FIXED_LINE_OR_MOBILE,
-    "toll_free": PhoneNumberType.TOLL_FREE,
-    "premium_rate": PhoneNumberType.PREMIUM_RATE,
-    "shared_cost": PhoneNumberType.SHARED_COST,
-    "voip": PhoneNumberType.VOIP,
-    "personal_number": PhoneNumberType.PERSONAL_NUMBER,
-    "pager": PhoneNumberType.PAGER,
-    "uan": PhoneNumberType.UAN,
-    "voicemail": PhoneNumberType.VOICEMAIL,
+_CALLING_CODES = COUNTRY_CODE_TO_REGION_CODE
+# check_phone's type names back to libphonenumber's numbers, for the zone table.
+_TYPES: dict[str, int] = {
+    name.lower(): value for name, value in vars(PhoneNumberType).items() if name.isupper()
 }
 
 
 def classify(raw: str | None) -> PhoneResult:
-    """check_phone plus the primary time zone of a valid number."""
+    """`check_phone` plus the primary time zone of a valid number."""
     if raw is None:
         return NO_PHONE
     check = check_phone(raw)
     if check.e164 is None:
         return (check.status.value, None, check.region, None)
-    return (check.status.value, check.e164, check.region, zone_for(check.e164, check.number_type))
+    digits = check.e164[1:]
+    # Calling codes are prefix-free: the first 1-3 digits that are one are the one.
+    code = next(
+        int(digits[:n]) for n in (1, 2, 3) if int(digits[:n]) in COUNTRY_CODE_TO_REGION_CODE
+    )
+    kind = _TYPES[check.number_type or "unknown"]
+    zone = zone_for(code, digits[len(str(code)) :], kind)
+    return (check.status.value, check.e164, check.region, zone)
 
 
-def zone_for(e164: str, number_type: str | None) -> str | None:
-    """What `time_zone_for(e164)` answers, given the type check_phone found."""
-    kind = _TYPES.get(number_type or "")
-    if kind is None:
-        return None
-    digits = e164[1:]
-    country_code = _country_code(digits)
-    if country_code is None:
-        return None
-    key = digits if is_number_type_geographical(kind, country_code) else str(country_code)
-    for length in range(min(TIMEZONE_LONGEST_PREFIX, len(key)), 0, -1):
-        zones = TIMEZONE_DATA.get(key[:length])
-        if zones is not None:
-            known = [z for z in zones if z != UNKNOWN_TIMEZONE]
-            return known[0] if known else None
+def zone_for(code: int, national: str, kind: int) -> str | None:
+    """What `time_zone_for(e164)` answers for a valid number of this type."""
+    key = f"{code}{national}" if is_number_type_geographical(kind, code) else str(code)
+    # Longest prefix of `key` in the table: only the lengths the table holds under
+    # this stem are tried, then the few shorter than the stem.
+    for length in _LONG_LENGTHS.get(key[:_STEM], _NONE) + _SHORT_LENGTHS:
+        if length <= len(key):
+            zone = _PRIMARY.get(key[:length], _ABSENT)
+            if zone is not _ABSENT:
+                return zone
     return None
 
 
-def _country_code(digits: str) -> int | None:
-    for length in (1, 2, 3):
-        code = int(digits[:length])
-        if code in COUNTRY_CODE_TO_REGION_CODE:
-            return code
-    return None
+def _zone_index() -> tuple[dict[str, tuple[int, ...]], dict[str, str | None]]:
+    """(stem -> lengths of the table's prefixes of at least _STEM digits, longest first;
+    prefix -> its primary known zone)."""
+    lengths: dict[str, set[int]] = {}
+    primary: dict[str, str | None] = {}
+    for prefix, zones in TIMEZONE_DATA.items():
+        if len(prefix) >= _STEM:
+            lengths.setdefault(prefix[:_STEM], set()).add(len(prefix))
+        known = [z for z in zones if z != UNKNOWN_TIMEZONE]
+        primary[prefix] = known[0] if known else None
+    return {stem: tuple(sorted(ls, reverse=True)) for stem, ls in lengths.items()}, primary
+
+
+_STEM = 4
+_NONE: tuple[int, ...] = ()
+_SHORT_LENGTHS = tuple(range(min(_STEM - 1, TIMEZONE_LONGEST_PREFIX), 0, -1))
+_ABSENT = "absent"
+_LONG_LENGTHS, _PRIMARY = _zone_index()
 
 
 def classify_many(raws: Sequence[str | None]) -> list[PhoneResult]:
