@@ -44,9 +44,10 @@ _STALE = text(
 def refresh_statistics(session_factory: sessionmaker[Session]) -> list[str]:
     """ANALYZE the hot tables that changed enough since their last analysis; returns
     the tables analyzed (none on SQLite, or when another worker is at it)."""
+    bind = session_factory.kw.get("bind")
+    if bind is None or bind.dialect.name != "postgresql":
+        return []  # and no transaction: on SQLite that would take the write lock
     with session_factory.begin() as session:
-        if session.get_bind().dialect.name != "postgresql":
-            return []
         if not session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _LOCK_KEY}):
             return []
         stale = list(
