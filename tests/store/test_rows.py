@@ -115,5 +115,5 @@ def test_it_handles_ids_after_the_newest_row_was_deleted(session: Session) -> No
 
 
 def test_it_handles_a_table_that_does_not_take_ids_in_advance(session: Session) -> None:
-    with pytest.raises(ValueError, match="contacts"):
-        allocate_ids(session, "contacts", 1)
+    with pytest.raises(ValueError, match="accounts"):
+        allocate_ids(session, "accounts", 1)

@@ -77,35 +77,15 @@ def ours(worker_id: str, ids: Sequence[int], status: str = "sending") -> tuple[A
 
 def claim_due(session: Session, worker_id: str, now: datetime, limit: int) -> list[Job]:
     """Mark up to `limit` due rows `sending` for this worker, oldest due first."""
-    # Two statements, not UPDATE ... WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP
-    # LOCKED): PostgreSQL may run such a subquery more than once and claim more than n.
-    ids = list(
-        session.scalars(
-            select(Message.id)
-            .where(Message.status == "queued", Message.due_at <= now)
-            .order_by(Message.due_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-    )
-    if not ids:
-        return []
-    rows = session.execute(
-        update(Message)
-        .where(Message.id.in_(ids), Message.status == "queued")
-        .values(
-            status="sending",
-            claimed_by=worker_id,
-            claimed_at=now,
-            attempts=Message.attempts + 1,
-            updated_at=now,
-        )
-        .returning(*_CLAIM_COLUMNS)
-        .execution_options(synchronize_session=False)
-    ).all()
-    # RETURNING order is unspecified: keep the order claimed.
-    jobs = {row[0]: _job(row) for row in rows}
-    return [jobs[i] for i in ids if i in jobs]
+    due = (Message.status == "queued", Message.due_at <= now)
+    values = {
+        "status": "sending",
+        "claimed_by": worker_id,
+        "claimed_at": now,
+        "attempts": Message.attempts + 1,
+        "updated_at": now,
+    }
+    return _claim(session, due, Message.due_at, limit, values)
 
 
 def claim_stale(
@@ -118,25 +98,8 @@ def claim_stale(
         Message.status.in_(("sending", "unknown")),
         or_(Message.claimed_at.is_(None), Message.claimed_at < now - lease),
     )
-    ids = list(
-        session.scalars(
-            select(Message.id)
-            .where(*stale)
-            .order_by(Message.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-    )
-    if not ids:
-        return []
-    rows = session.execute(
-        update(Message)
-        .where(Message.id.in_(ids), *stale)
-        .values(status="unknown", claimed_by=worker_id, claimed_at=now, updated_at=now)
-        .returning(*_CLAIM_COLUMNS)
-        .execution_options(synchronize_session=False)
-    ).all()
-    jobs = [_job(row) for row in rows]
+    values = {"status": "unknown", "claimed_by": worker_id, "claimed_at": now, "updated_at": now}
+    jobs = _claim(session, stale, Message.id, limit, values)
     accounts = {job.account_id for job in jobs}
     senders = {
         row[0]: row[1]
@@ -259,6 +222,40 @@ def settle_lookup(
     message.detail = "requeued: the provider never received it (reconciled)"
     message.updated_at = now
     return 1
+
+
+def _claim(
+    session: Session,
+    conditions: tuple[Any, ...],
+    order: Any,
+    limit: int,
+    values: dict[str, Any],
+) -> list[Job]:
+    """Lock up to `limit` rows meeting `conditions` (skipping rows other workers hold),
+    set `values` on those still meeting them, and return them in `order`."""
+    # Two statements, not UPDATE ... WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP
+    # LOCKED): PostgreSQL may run such a subquery more than once and claim more than n.
+    ids = list(
+        session.scalars(
+            select(Message.id)
+            .where(*conditions)
+            .order_by(order)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    if not ids:
+        return []
+    rows = session.execute(
+        update(Message)
+        .where(Message.id.in_(ids), *conditions)
+        .values(**values)
+        .returning(*_CLAIM_COLUMNS)
+        .execution_options(synchronize_session=False)
+    ).all()
+    # RETURNING order is unspecified: keep the order claimed.
+    jobs = {row[0]: _job(row) for row in rows}
+    return [jobs[i] for i in ids if i in jobs]
 
 
 def _job(row: Any) -> Job:

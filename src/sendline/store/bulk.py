@@ -17,6 +17,8 @@ from typing import Any, cast
 from psycopg.types.string import BytesBinaryDumper
 from sqlalchemy.orm import Session
 
+from sendline.store.ids import next_ids
+
 IMPORT_CACHE_KB = 64 * 1024
 
 Column = tuple[str, str]  # (name, PostgreSQL type name for binary COPY)
@@ -29,7 +31,6 @@ class Bulk:
         self.postgres = connection.dialect.name == "postgresql"
         self._raw: Any = cast(Any, connection.connection.dbapi_connection)
         self._cache_size: int | None = None
-        self._sequences: dict[str, str] = {}
         if not self.postgres:
             # Random inserts into the E.164 and email indexes miss SQLite's default 2 MB
             # page cache at every row once the table is large; 64 MB keeps them in memory.
@@ -165,22 +166,4 @@ class Bulk:
 
     def next_ids(self, table: str, count: int) -> list[int]:
         """`count` fresh primary keys for `table` (the caller holds the write lock on SQLite)."""
-        with closing(self._raw.cursor()) as cursor:
-            if self.postgres:
-                # The sequence is named once, as a parameter of type regclass: a
-                # pg_get_serial_sequence in the select list costs a catalog lookup per id.
-                sequence = self._sequences.get(table)
-                if sequence is None:
-                    cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", (table,))
-                    sequence = self._sequences[table] = str(cursor.fetchone()[0])
-                cursor.execute(
-                    "SELECT nextval(%s::regclass) FROM generate_series(1, %s)", (sequence, count)
-                )
-                return [row[0] for row in cursor.fetchall()]
-            cursor.execute(
-                f"SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = ?), 0), "
-                f"coalesce((SELECT max(id) FROM {table}), 0))",
-                (table,),
-            )
-            start = int(cursor.fetchone()[0]) + 1
-            return list(range(start, start + count))
+        return next_ids(self._raw, self.postgres, table, count)
