@@ -25,15 +25,17 @@ from sendline.providers.base import Provider
 from sendline.store.db import pending_migrations, session_factory
 
 
-def create_app(engine: Engine, provider: Provider | None) -> FastAPI:
+def create_app(
+    engine: Engine, provider: Provider | None, options: WorkerOptions | None = None
+) -> FastAPI:
     """The app; with a provider, an embedded worker runs for the app's lifetime."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         worker, thread = None, None
         if provider is not None:
-            options = WorkerOptions(worker_id=default_worker_id())
-            worker = Worker(session_factory(engine), provider, options)
+            worker_options = options or WorkerOptions(worker_id=default_worker_id())
+            worker = Worker(session_factory(engine), provider, worker_options)
             thread = threading.Thread(target=worker.run, name="sendline-worker", daemon=True)
             thread.start()
         try:

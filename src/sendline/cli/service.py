@@ -14,6 +14,7 @@ from sendline.cli.db import guarded
 from sendline.config import Settings, load_settings
 from sendline.engine.worker import Worker, WorkerOptions, default_worker_id
 from sendline.providers.factory import build_provider
+from sendline.rulebook import shorteners
 from sendline.store.db import open_engine, redact, session_factory
 
 app = typer.Typer(help="Run the service or a worker.")
@@ -41,13 +42,16 @@ def serve(
     _logging(settings)
     engine = open_engine(settings.database_url)  # refuses pending migrations
     provider = build_provider(settings, session_factory(engine)) if worker else None
+    options = WorkerOptions(
+        worker_id=default_worker_id(), shorteners=shorteners(settings.shorteners_file)
+    )
     console.print(
         f"Sendline on http://{settings.host}:{settings.port} "
         f"(database {redact(settings.database_url)}, provider {settings.provider}, "
         f"worker {'embedded' if worker else 'off'})"
     )
     uvicorn.run(
-        create_app(engine, provider),
+        create_app(engine, provider, options),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
@@ -65,7 +69,11 @@ def worker_command(
     _logging(settings)
     engine = open_engine(settings.database_url)
     factory = session_factory(engine)
-    options = WorkerOptions(worker_id=worker_id or default_worker_id(), batch_size=batch_size)
+    options = WorkerOptions(
+        worker_id=worker_id or default_worker_id(),
+        batch_size=batch_size,
+        shorteners=shorteners(settings.shorteners_file),
+    )
     running = Worker(factory, build_provider(settings, factory), options)
 
     def stop(_signum: int, _frame: FrameType | None) -> None:

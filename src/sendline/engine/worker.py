@@ -25,6 +25,7 @@ from sendline.engine.tablestats import refresh_statistics
 from sendline.engine.triggers import scan_date_triggers
 from sendline.providers.base import Provider
 from sendline.providers.sandbox import SandboxProvider
+from sendline.sms.links import ShortenerList
 
 log = logging.getLogger("sendline.worker")
 
@@ -44,6 +45,10 @@ class WorkerOptions:
     # Run batches per pass, between which messages are sent: a blast queueing 100,000
     # messages must not hold back an unrelated event's message (or its own first sends).
     run_batches_per_step: int = 2
+    # The operator's public-shortener list (SENDLINE_SHORTENERS_FILE) on top of the
+    # packaged one; None is the packaged list alone. R10 holds a message the moment its
+    # run reaches the send step, so the worker must see the same list the CLI checks.
+    shorteners: ShortenerList | None = None
 
 
 class Worker:
@@ -58,7 +63,10 @@ class Worker:
         self.options = options
         self.clock = clock
         self.runner = Runner(
-            session_factory, worker_id=options.worker_id, batch_size=options.batch_size
+            session_factory,
+            worker_id=options.worker_id,
+            batch_size=options.batch_size,
+            shorteners=options.shorteners,
         )
         self.dispatcher = Dispatcher(
             session_factory,
