@@ -48,6 +48,7 @@ from sendline.providers.base import (
 )
 from sendline.store.engine_models import Message
 from sendline.store.models import Account, Contact
+from sendline.store.sets import among
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +199,7 @@ class Dispatcher:
                 select(Message.id, Contact.sms_consent, Account.sender_number)
                 .join(Account, Account.id == Message.account_id)
                 .outerjoin(Contact, Contact.id == Message.contact_id)
-                .where(Message.id.in_([job.id for job in jobs]))
+                .where(among(session, Message.id, [job.id for job in jobs]))
             ).all()
             facts = {row[0]: (row[1], row[2]) for row in rows}
             refused = []

@@ -23,6 +23,7 @@ from sendline.providers.base import OutboundSms, ProviderRecord
 from sendline.store.engine_models import Message
 from sendline.store.models import Account
 from sendline.store.rows import update_rows
+from sendline.store.sets import among, unindexed
 
 _CLAIM_COLUMNS = (
     Message.id,
@@ -70,14 +71,21 @@ class Outcome:
     due_at: datetime | None = None
 
 
-def ours(worker_id: str, ids: Sequence[int], status: str = "sending") -> tuple[Any, ...]:
+def ours(
+    session: Session, worker_id: str, ids: Sequence[int], status: str = "sending"
+) -> tuple[Any, ...]:
     """Rows still claimed by this worker: anything else was taken over meanwhile."""
-    return (Message.id.in_(ids), Message.status == status, Message.claimed_by == worker_id)
+    return (
+        among(session, Message.id, ids),
+        unindexed(Message.status) == status,  # the ids lead (see `unindexed`)
+        Message.claimed_by == worker_id,
+    )
 
 
 def claim_due(session: Session, worker_id: str, now: datetime, limit: int) -> list[Job]:
     """Mark up to `limit` due rows `sending` for this worker, oldest due first."""
     due = (Message.status == "queued", Message.due_at <= now)
+    still_due = (unindexed(Message.status) == "queued", Message.due_at <= now)
     values = {
         "status": "sending",
         "claimed_by": worker_id,
@@ -85,7 +93,7 @@ def claim_due(session: Session, worker_id: str, now: datetime, limit: int) -> li
         "attempts": Message.attempts + 1,
         "updated_at": now,
     }
-    return _claim(session, due, Message.due_at, limit, values)
+    return _claim(session, (due, still_due), Message.due_at, limit, values)
 
 
 def claim_stale(
@@ -94,12 +102,11 @@ def claim_stale(
     """Take over rows whose outcome is unknown (`unknown`, or `sending` under a claim
     older than the lease) as `unknown` claimed by us: no other reconciler looks them up
     at the same time, and a late answer from their old worker is refused."""
-    stale = (
-        Message.status.in_(("sending", "unknown")),
-        or_(Message.claimed_at.is_(None), Message.claimed_at < now - lease),
-    )
+    expired = or_(Message.claimed_at.is_(None), Message.claimed_at < now - lease)
+    stale = (Message.status.in_(("sending", "unknown")), expired)
+    still_stale = (unindexed(Message.status).in_(("sending", "unknown")), expired)
     values = {"status": "unknown", "claimed_by": worker_id, "claimed_at": now, "updated_at": now}
-    jobs = _claim(session, stale, Message.id, limit, values)
+    jobs = _claim(session, (stale, still_stale), Message.id, limit, values)
     accounts = {job.account_id for job in jobs}
     senders = {
         row[0]: row[1]
@@ -116,7 +123,7 @@ def release(session: Session, worker_id: str, ids: Sequence[int], now: datetime)
     """Put claimed rows that never reached the provider back in the queue."""
     rows = session.execute(
         update(Message)
-        .where(*ours(worker_id, ids))
+        .where(*ours(session, worker_id, ids))
         .values(
             status="queued",
             claimed_by=None,
@@ -134,7 +141,7 @@ def cancel(session: Session, worker_id: str, ids: Sequence[int], detail: str, no
     """Cancel claimed rows (R13) and release their credits."""
     rows = session.execute(
         update(Message)
-        .where(*ours(worker_id, ids))
+        .where(*ours(session, worker_id, ids))
         .values(status="canceled", detail=detail, updated_at=now)
         .returning(Message.account_id, Message.reservation_id)
         .execution_options(synchronize_session=False)
@@ -179,7 +186,7 @@ def _record(
         values |= {"claimed_by": None, "claimed_at": None}
     rows = session.execute(
         update(Message)
-        .where(*ours(worker_id, ids))
+        .where(*ours(session, worker_id, ids))
         .values(**values)
         .returning(Message.id, Message.account_id, Message.reservation_id)
         .execution_options(synchronize_session=False)
@@ -206,7 +213,7 @@ def settle_lookup(
     """Apply what a lookup found for a row we took over; 1 if settled, 0 if gone."""
     message = session.scalars(
         select(Message)
-        .where(*ours(worker_id, [job.id], status="unknown"))
+        .where(*ours(session, worker_id, [job.id], status="unknown"))
         .with_for_update()
         .execution_options(populate_existing=True)
     ).first()
@@ -226,19 +233,23 @@ def settle_lookup(
 
 def _claim(
     session: Session,
-    conditions: tuple[Any, ...],
+    conditions: tuple[tuple[Any, ...], tuple[Any, ...]],
     order: Any,
     limit: int,
     values: dict[str, Any],
 ) -> list[Job]:
     """Lock up to `limit` rows meeting `conditions` (skipping rows other workers hold),
-    set `values` on those still meeting them, and return them in `order`."""
+    set `values` on those still meeting them, and return them in `order`.
+
+    `conditions` twice: as the index should serve them to find the rows, and as a
+    re-check of the rows found that leaves the index to the id list (`unindexed`)."""
+    find, recheck = conditions
     # Two statements, not UPDATE ... WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP
     # LOCKED): PostgreSQL may run such a subquery more than once and claim more than n.
     ids = list(
         session.scalars(
             select(Message.id)
-            .where(*conditions)
+            .where(*find)
             .order_by(order)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -248,7 +259,7 @@ def _claim(
         return []
     rows = session.execute(
         update(Message)
-        .where(Message.id.in_(ids), *conditions)
+        .where(among(session, Message.id, ids), *recheck)
         .values(**values)
         .returning(*_CLAIM_COLUMNS)
         .execution_options(synchronize_session=False)

@@ -34,6 +34,7 @@ from sendline.store.engine_models import Message
 from sendline.store.ids import allocate_ids
 from sendline.store.models import Account, Contact
 from sendline.store.rows import insert_rows
+from sendline.store.sets import among
 
 # Statuses that count toward the frequency cap: everything that was or will be sent.
 CAPPED_STATUSES = ("queued", "sending", "unknown", "sent", "delivered", "undelivered")
@@ -243,7 +244,7 @@ class Pipeline:
         keys = [r.idempotency_key for _, r in items if r.idempotency_key is not None]
         seen = set(
             session.scalars(
-                select(Message.idempotency_key).where(Message.idempotency_key.in_(keys))
+                select(Message.idempotency_key).where(among(session, Message.idempotency_key, keys))
             )
             if keys
             else ()
@@ -347,7 +348,7 @@ def recent_counts(session: Session, contact_ids: list[int], now: datetime) -> di
     rows = session.execute(
         select(Message.contact_id, func.count())
         .where(
-            Message.contact_id.in_(set(contact_ids)),
+            among(session, Message.contact_id, set(contact_ids)),
             Message.kind == "marketing",
             Message.status.in_(CAPPED_STATUSES),
             Message.created_at > now - CAP_WINDOW,

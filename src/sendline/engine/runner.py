@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, any_, bindparam, or_, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -51,6 +50,7 @@ from sendline.errors import SendlineError
 from sendline.sms.links import ShortenerList
 from sendline.store.engine_models import Automation, AutomationRun, AutomationVersion
 from sendline.store.models import Account, Contact
+from sendline.store.sets import among
 from sendline.store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ class Runner:
             if ids:
                 session.execute(
                     update(AutomationRun)
-                    .where(_among(session, AutomationRun.id, ids))
+                    .where(among(session, AutomationRun.id, ids))
                     .values(claimed_by=self.worker_id, claimed_until=now + self.lease)
                     .execution_options(synchronize_session=False)
                 )
@@ -202,7 +202,7 @@ class Runner:
         rows = session.execute(
             select(*_RUN_COLUMNS)
             .where(
-                _among(session, AutomationRun.id, run_ids),
+                among(session, AutomationRun.id, run_ids),
                 AutomationRun.claimed_by == self.worker_id,
             )
             .with_for_update()
@@ -225,7 +225,7 @@ class Runner:
 
     def _load(self, session: Session, runs: list[RunState], now: datetime) -> _Batch:
         contact_ids = {r.contact_id for r in runs}
-        contacts = session.scalars(select(Contact).where(_among(session, Contact.id, contact_ids)))
+        contacts = session.scalars(select(Contact).where(among(session, Contact.id, contact_ids)))
         versions = session.execute(
             select(AutomationVersion.id, AutomationVersion.definition).where(
                 AutomationVersion.id.in_({r.version_id for r in runs})
@@ -389,21 +389,10 @@ def _write_back(session: Session, runs: list[RunState], now: datetime) -> None:
     for position, ids in groups.items():
         session.execute(
             update(AutomationRun)
-            .where(_among(session, AutomationRun.id, ids))
+            .where(among(session, AutomationRun.id, ids))
             .values(**dict(zip(_POSITION, position, strict=True)), **release)
             .execution_options(synchronize_session=False)
         )
-
-
-def _among(session: Session, column: Any, ids: Collection[int]) -> ColumnElement[bool]:
-    """`column IN ids`; on PostgreSQL `= ANY(array)`: one parameter instead of a thousand,
-    which psycopg would otherwise re-parse for every batch size it sees."""
-    condition: ColumnElement[bool]
-    if session.get_bind().dialect.name == "postgresql":
-        condition = column == any_(bindparam(None, list(ids), type_=ARRAY(Integer)))
-    else:
-        condition = column.in_(ids)
-    return condition
 
 
 def _next_id(definition: AutomationDefinition, index: int) -> str | None:

@@ -36,6 +36,7 @@ from sendline.store.credits import Credits
 from sendline.store.engine_models import Message
 from sendline.store.models import CreditBalance, LedgerEntry
 from sendline.store.rows import insert_rows
+from sendline.store.sets import among, unindexed
 from sendline.store.types import utcnow
 
 RANK: dict[str, int] = {
@@ -134,7 +135,10 @@ def apply_delivery_reports(
         matched.update(
             session.scalars(
                 update(Message)
-                .where(Message.provider_id.in_(provider_ids), Message.status == "sent")
+                .where(
+                    among(session, Message.provider_id, provider_ids),
+                    unindexed(Message.status) == "sent",
+                )
                 .values(**values)
                 .returning(Message.provider_id)
                 .execution_options(synchronize_session=False)
@@ -276,7 +280,7 @@ def _open_reserves(
         ).where(
             LedgerEntry.account_id == account_id,
             LedgerEntry.kind == "reserve",
-            LedgerEntry.id.in_(reservation_ids),
+            among(session, LedgerEntry.id, reservation_ids),
         )
     ).all()
     # No account filter here: it would lead SQLite's planner to the (account_id, id)
@@ -284,7 +288,7 @@ def _open_reserves(
     closed = set(
         session.scalars(
             select(LedgerEntry.reservation_id).where(
-                LedgerEntry.reservation_id.in_(reservation_ids),
+                among(session, LedgerEntry.reservation_id, reservation_ids),
                 LedgerEntry.kind.in_(("charge", "release", "refund")),
             )
         )

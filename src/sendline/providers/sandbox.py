@@ -50,6 +50,7 @@ from sendline.providers.base import (
 from sendline.store.db import SQLITE_BUSY_TIMEOUT_MS
 from sendline.store.engine_models import SandboxMessage
 from sendline.store.rows import write_rows
+from sendline.store.sets import among
 from sendline.store.types import utcnow
 
 # Real Twilio error codes and what they mean.
@@ -383,7 +384,7 @@ def _finish(
         values["report_due_at"] = due_at
     session.execute(
         update(SandboxMessage)
-        .where(SandboxMessage.id.in_(ids))
+        .where(among(session, SandboxMessage.id, ids))
         .values(**values)
         .execution_options(synchronize_session=False)
     )
