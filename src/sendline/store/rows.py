@@ -21,11 +21,11 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import closing
 from typing import Any
 
-from sqlalchemy import Column, Table
+from sqlalchemy import Table
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
 
-Convert = Callable[[Any], Any] | None
+from sendline.store.types import UTCDateTime
 
 
 def insert_rows(
@@ -43,13 +43,9 @@ def write_rows(raw: Any, dialect: Dialect, table: Table, rows: Sequence[Mapping[
     names = list(rows[0])
     defaults = _defaults(table, names)
     columns = [*names, *defaults]
-    converters = [_converter(table.c[name], dialect) for name in columns]
-    tail = list(defaults.values())
-    values = (
-        [_convert(converters, [row[name] for name in names] + tail) for row in rows]
-        if any(converters)
-        else [[row[name] for name in names] + tail for row in rows]
-    )
+    converted = _columns(table, dialect, names, rows)
+    converted += [[value] * len(rows) for value in _row(table, dialect, defaults)]
+    values = list(zip(*converted, strict=True))
     quote = dialect.identifier_preparer.quote
     listed = ", ".join(map(quote, columns))
     with closing(raw.cursor()) as cursor:
@@ -75,8 +71,7 @@ def update_rows(
     names = [name for name in rows[0] if name != key]
     quote = dialect.identifier_preparer.quote
     target, qkey = quote(table.name), quote(key)
-    converters = [_converter(table.c[name], dialect) for name in (key, *names)]
-    values = [_convert(converters, [row[key], *(row[n] for n in names)]) for row in rows]
+    converted = _columns(table, dialect, [key, *names], rows)
     raw = connection.connection.dbapi_connection
     with closing(raw.cursor()) as cursor:  # type: ignore[union-attr]
         if dialect.name == "postgresql":
@@ -87,13 +82,13 @@ def update_rows(
             cursor.execute(
                 f"UPDATE {target} SET {sets} FROM unnest({', '.join(arrays)}) "
                 f"AS v({qkey}, {', '.join(map(quote, names))}) WHERE {target}.{qkey} = v.{qkey}",
-                [list(column) for column in zip(*values, strict=True)],
+                converted,
             )
         else:
             sets = ", ".join(f"{quote(name)} = ?" for name in names)
             cursor.executemany(
                 f"UPDATE {target} SET {sets} WHERE {qkey} = ?",
-                [[*value[1:], value[0]] for value in values],
+                list(zip(*converted[1:], converted[0], strict=True)),
             )
 
 
@@ -112,12 +107,40 @@ def _defaults(table: Table, names: Sequence[str]) -> dict[str, Any]:
     return defaults
 
 
-def _converter(column: Column[Any], dialect: Dialect) -> Convert:
-    return column.type.bind_processor(dialect)
+def _columns(
+    table: Table, dialect: Dialect, names: Sequence[str], rows: Sequence[Mapping[str, Any]]
+) -> list[list[Any]]:
+    """The rows' values column by column, as the columns' types bind them.
+
+    Column by column: a column without a bind processor costs nothing per value, and a
+    timestamp column (a batch shares one `now`) converts each distinct value once.
+    """
+    converted = []
+    for name in names:
+        values = [row[name] for row in rows]
+        processor = table.c[name].type.bind_processor(dialect)
+        if processor is not None:
+            convert: Callable[[Any], Any] = processor
+            if isinstance(table.c[name].type, UTCDateTime):
+                convert = _memoized(processor)
+            values = [None if value is None else convert(value) for value in values]
+        converted.append(values)
+    return converted
 
 
-def _convert(converters: Sequence[Convert], row: list[Any]) -> list[Any]:
-    return [
-        convert(value) if convert is not None and value is not None else value
-        for convert, value in zip(converters, row, strict=True)
-    ]
+def _row(table: Table, dialect: Dialect, values: Mapping[str, Any]) -> list[Any]:
+    """One row's values, bound by the columns' types."""
+    return [column[0] for column in _columns(table, dialect, list(values), [values])]
+
+
+def _memoized(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    seen: dict[Any, Any] = {}
+
+    def cached(value: Any) -> Any:
+        try:
+            return seen[value]
+        except KeyError:
+            result = seen[value] = convert(value)
+            return result
+
+    return cached
