@@ -1,4 +1,4 @@
-"""A benchmark worker: the real Worker loop, run until no work is left, then exit.
+"""A benchmark worker: the real Worker loop (`Worker.run`), until no work is left.
 
 `python -m bench.engine_worker DATABASE_URL WORKER_ID` - its CPU time and peak RSS are
 read by the parent with getrusage(RUSAGE_CHILDREN) once it has exited.
@@ -7,6 +7,7 @@ read by the parent with getrusage(RUSAGE_CHILDREN) once it has exited.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 
 from sqlalchemy import func, select
@@ -40,15 +41,14 @@ def main(url: str, worker_id: str, batch_size: int) -> None:
         worker_id=worker_id, batch_size=batch_size, reconcile_every=3600, date_scan_every=3600
     )
     worker = Worker(factory, provider, options)
-    idle_since = None
-    while True:
-        if worker.step():
-            idle_since = None
-            continue
-        idle_since = idle_since or time.monotonic()
-        if time.monotonic() - idle_since > IDLE_CHECK_AFTER and not work_left(factory):
-            break
-        time.sleep(0.01)
+    loop = threading.Thread(target=worker.run)
+    loop.start()
+    while loop.is_alive():
+        time.sleep(0.05)
+        idle = time.monotonic() - worker.last_busy > IDLE_CHECK_AFTER
+        if idle and not work_left(factory):
+            worker.stop()
+    loop.join()
     engine.dispose()
 
 

@@ -81,32 +81,39 @@ class Worker:
         self._last_reconcile = 0.0
         self._last_date_scan = 0.0
         self._last_statistics = 0.0
+        self.last_busy = time.monotonic()  # when a pass last found work
 
     def step(self) -> int:
         """One pass over every kind of due work; returns how many items were handled."""
-        self._housekeeping_before()
-        done = self.runner.run_due(max_batches=self.options.run_batches_per_step)
+        done = self.step_runs()
         if self._stop.is_set():
             return done
-        done += self.dispatcher.dispatch_due()
-        if self.sandbox is not None:
-            done += len(self.sandbox.tick(self.clock()))
+        return done + self.step_sends()
+
+    def step_runs(self) -> int:
+        """Due automation runs (a few batches), planner statistics, date triggers."""
         monotonic = time.monotonic()
-        if monotonic - self._last_reconcile >= self.options.reconcile_every:
-            self._last_reconcile = monotonic
-            done += self.dispatcher.reconcile()
+        # Statistics before the batches: a blast's first batches are the ones planned blind.
+        if monotonic - self._last_statistics >= self.options.statistics_every:
+            self._last_statistics = monotonic
+            refresh_statistics(self.session_factory)
+        done = self.runner.run_due(max_batches=self.options.run_batches_per_step)
         if monotonic - self._last_date_scan >= self.options.date_scan_every:
             self._last_date_scan = monotonic
             with self.session_factory.begin() as session:
                 done += scan_date_triggers(session, now=self.clock())
         return done
 
-    def _housekeeping_before(self) -> None:
-        # Before the batches: a blast's first batches are the ones planned blind.
+    def step_sends(self) -> int:
+        """One batch of due messages, the sandbox's receipts, reconciliation when due."""
+        done = self.dispatcher.dispatch_due()
+        if self.sandbox is not None:
+            done += len(self.sandbox.tick(self.clock()))
         monotonic = time.monotonic()
-        if monotonic - self._last_statistics >= self.options.statistics_every:
-            self._last_statistics = monotonic
-            refresh_statistics(self.session_factory)
+        if monotonic - self._last_reconcile >= self.options.reconcile_every:
+            self._last_reconcile = monotonic
+            done += self.dispatcher.reconcile()
+        return done
 
     def run(self) -> None:
         """Work until `stop()`; then return claimed-but-unsent messages to the queue."""
@@ -119,7 +126,9 @@ class Worker:
                     log.exception("worker pass failed; retrying")
                     busy = 0
                     self._stop.wait(1.0)
-                if not busy:
+                if busy:
+                    self.last_busy = time.monotonic()
+                else:
                     self._stop.wait(self.options.idle_sleep)
         finally:
             released = self.dispatcher.release_claims()
