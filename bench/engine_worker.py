@@ -45,7 +45,8 @@ def main(url: str, worker_id: str, batch_size: int) -> None:
     loop.start()
     while loop.is_alive():
         time.sleep(0.05)
-        idle = time.monotonic() - worker.last_busy > IDLE_CHECK_AFTER
+        idle_since = worker.idle_since
+        idle = idle_since is not None and time.monotonic() - idle_since > IDLE_CHECK_AFTER
         if idle and not work_left(factory):
             worker.stop()
     loop.join()

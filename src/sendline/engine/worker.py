@@ -81,7 +81,7 @@ class Worker:
         self._last_reconcile = 0.0
         self._last_date_scan = 0.0
         self._last_statistics = 0.0
-        self.last_busy = time.monotonic()  # when a pass last found work
+        self.idle_since: float | None = None  # monotonic time the last busy pass ended
 
     def step(self) -> int:
         """One pass over every kind of due work; returns how many items were handled."""
@@ -127,8 +127,9 @@ class Worker:
                     busy = 0
                     self._stop.wait(1.0)
                 if busy:
-                    self.last_busy = time.monotonic()
+                    self.idle_since = None
                 else:
+                    self.idle_since = self.idle_since or time.monotonic()
                     self._stop.wait(self.options.idle_sleep)
         finally:
             released = self.dispatcher.release_claims()
