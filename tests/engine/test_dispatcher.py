@@ -416,6 +416,21 @@ def test_it_handles_two_dispatchers_claiming_concurrently(
     sandbox = SandboxProvider(session_factory)
     claimed: dict[str, int] = {}
     start = threading.Barrier(2)
+    # Each worker's first window waits for the other's, so both have claimed a batch
+    # (committed, lock released) before either sends. Without it, SQLite's busy
+    # handler can leave one thread asleep until the other has drained the queue, and
+    # the test would prove nothing about two claimers.
+    met = threading.Barrier(2, timeout=30)
+    waited: set[str] = set()
+    send_window = sandbox.send_window
+
+    def meet_then_send(messages: list[OutboundSms]) -> list[Any]:
+        if threading.current_thread().name not in waited:
+            waited.add(threading.current_thread().name)
+            met.wait()
+        return send_window(messages)
+
+    sandbox.send_window = meet_then_send  # type: ignore[method-assign]
 
     def work(worker_id: str) -> None:
         dispatcher = Dispatcher(session_factory, sandbox, worker_id=worker_id, batch_size=50)
@@ -425,7 +440,7 @@ def test_it_handles_two_dispatchers_claiming_concurrently(
             total += count
         claimed[worker_id] = total
 
-    threads = [threading.Thread(target=work, args=(f"w{n}",)) for n in (1, 2)]
+    threads = [threading.Thread(target=work, args=(f"w{n}",), name=f"w{n}") for n in (1, 2)]
     for thread in threads:
         thread.start()
     for thread in threads:
