@@ -8,6 +8,7 @@ modules that need a setting add its name to `KNOWN_VARIABLES` and a field to `Se
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ KNOWN_VARIABLES: set[str] = {
     "SENDLINE_LOG_LEVEL",
     "SENDLINE_SANDBOX_FAILURE_RATE",
     "SENDLINE_SANDBOX_MPS",
+    "SENDLINE_SENDER_MPS",
+    "SENDLINE_ACCOUNT_MPS",
 }
 
 PROVIDERS = frozenset({"sandbox", "twilio"})
@@ -51,6 +54,11 @@ class Settings:
     # codes, and the messages per second it accepts before answering "rate limited".
     sandbox_failure_rate: float = 0.0
     sandbox_mps: float | None = None
+    # What workers pace themselves to, counted in segments and shared by every worker
+    # through the database: per sender number (the carrier's limit for that number) and
+    # per account. None sends as fast as the provider takes them.
+    sender_mps: float | None = None
+    account_mps: float | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -76,6 +84,8 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         log_level=_read(env, "SENDLINE_LOG_LEVEL", _log_level, "INFO"),
         sandbox_failure_rate=_read(env, "SENDLINE_SANDBOX_FAILURE_RATE", _fraction, 0.0),
         sandbox_mps=_read(env, "SENDLINE_SANDBOX_MPS", _positive_or_none, None),
+        sender_mps=_read(env, "SENDLINE_SENDER_MPS", _positive_or_none, None),
+        account_mps=_read(env, "SENDLINE_ACCOUNT_MPS", _positive_or_none, None),
     )
 
 
@@ -153,6 +163,6 @@ def _fraction(raw: str) -> float:
 
 def _positive_or_none(raw: str) -> float | None:
     value = float(raw)
-    if value < 0:
+    if not math.isfinite(value) or value < 0:
         raise ValueError("expected a number >= 0 (0 means unlimited)")
     return value or None

@@ -164,3 +164,42 @@ def test_it_handles_the_operators_shortener_list_in_the_worker(
     code, out = _stop(worker)
     assert code == 0, out
     assert "stopped (0 claims released)" in out
+
+
+def test_it_handles_a_sender_rate_shared_by_worker_processes(
+    database_url: str, backend: str, started: list[subprocess.Popen[str]]
+) -> None:
+    """SENDLINE_SENDER_MPS paces every worker together: a carrier policing the same rate
+    (the sandbox's SENDLINE_SANDBOX_MPS) never has to refuse one of them."""
+    engine = create_engine_for(database_url)
+    factory = session_factory(engine)
+    with factory() as session:
+        owner = account(session, quiet_start=0, quiet_end=24 * 60)
+        people = [contact(session, owner, phone=f"+1415555{n:04d}") for n in range(100, 140)]
+        automation(session, owner, SHIPPED.replace("trk.example", "shop.example"))
+        for person in people:
+            Actions(session, owner.id).record_event(person.id, "shipped", {"code": "X1"})
+        session.commit()
+    env = _env(database_url=database_url, sender_mps="20", sandbox_mps="20")
+    # SQLite has one writer, so one worker; PostgreSQL shares the rate between two.
+    names = ["w1"] if backend == "sqlite" else ["w1", "w2"]
+    workers = [_launch(started, env, "worker", "--worker-id", name) for name in names]
+    try:
+
+        def all_sent() -> list[tuple[str, int]] | None:
+            with factory() as session:
+                rows = session.execute(select(Message.status, Message.attempts)).all()
+            done = len(rows) == len(people) and all(status == "sent" for status, _ in rows)
+            return [(status, attempts) for status, attempts in rows] if done else None
+
+        # Sent at the first attempt, every one: no carrier refusal (20429) was retried.
+        assert {attempts for _, attempts in _wait_for(all_sent, "40 sends")} == {1}
+        with factory() as session:
+            accepted = sorted(session.scalars(select(SandboxMessage.accepted_at)))
+    finally:
+        engine.dispose()
+    span = (accepted[-1] - accepted[0]).total_seconds()
+    assert span >= (len(people) - 1) / 20 * 0.9, span  # 40 messages at 20 a second
+    for worker in workers:
+        code, out = _stop(worker)
+        assert code == 0, out

@@ -32,6 +32,10 @@ def test_it_handles_every_setting(tmp_path: Path) -> None:
             "SENDLINE_HOST": "0.0.0.0",
             "SENDLINE_PORT": "8443",
             "SENDLINE_LOG_LEVEL": "debug",
+            "SENDLINE_SANDBOX_FAILURE_RATE": "0.02",
+            "SENDLINE_SANDBOX_MPS": "0",
+            "SENDLINE_SENDER_MPS": "1",
+            "SENDLINE_ACCOUNT_MPS": "2.5",
         }
     )
     assert settings.data_dir == tmp_path / "data"
@@ -39,6 +43,8 @@ def test_it_handles_every_setting(tmp_path: Path) -> None:
     assert settings.shorteners_file == extra
     assert (settings.provider, settings.host, settings.port) == ("twilio", "0.0.0.0", 8443)
     assert settings.log_level == "DEBUG" and not settings.is_sqlite
+    assert (settings.sandbox_failure_rate, settings.sandbox_mps) == (0.02, None)  # 0: unlimited
+    assert (settings.sender_mps, settings.account_mps) == (1.0, 2.5)
     assert set(KNOWN_VARIABLES) >= {"SENDLINE_DATA_DIR", "SENDLINE_DATABASE_URL"}
 
 
@@ -56,6 +62,11 @@ def test_it_handles_every_setting(tmp_path: Path) -> None:
         ("SENDLINE_LOG_LEVEL", "LOUD"),
         ("SENDLINE_HOST", "my host"),
         ("SENDLINE_DATA_DIR", "  "),
+        ("SENDLINE_SANDBOX_FAILURE_RATE", "1.5"),
+        ("SENDLINE_SENDER_MPS", "-1"),
+        ("SENDLINE_SENDER_MPS", "nan"),
+        ("SENDLINE_ACCOUNT_MPS", "inf"),
+        ("SENDLINE_ACCOUNT_MPS", "ten"),
     ],
 )
 def test_it_refuses_a_bad_value_and_names_it(name: str, value: str) -> None:

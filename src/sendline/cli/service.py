@@ -26,6 +26,19 @@ def _logging(settings: Settings) -> None:
     )
 
 
+def worker_options(
+    settings: Settings, worker_id: str | None = None, batch_size: int = 200
+) -> WorkerOptions:
+    """The worker as the settings configure it, embedded or standalone alike."""
+    return WorkerOptions(
+        worker_id=worker_id or default_worker_id(),
+        batch_size=batch_size,
+        shorteners=shorteners(settings.shorteners_file),
+        sender_mps=settings.sender_mps,
+        account_mps=settings.account_mps,
+    )
+
+
 @app.command("serve")
 @guarded
 def serve(
@@ -42,9 +55,7 @@ def serve(
     _logging(settings)
     engine = open_engine(settings.database_url)  # refuses pending migrations
     provider = build_provider(settings, session_factory(engine)) if worker else None
-    options = WorkerOptions(
-        worker_id=default_worker_id(), shorteners=shorteners(settings.shorteners_file)
-    )
+    options = worker_options(settings)
     console.print(
         f"Sendline on http://{settings.host}:{settings.port} "
         f"(database {redact(settings.database_url)}, provider {settings.provider}, "
@@ -69,11 +80,7 @@ def worker_command(
     _logging(settings)
     engine = open_engine(settings.database_url)
     factory = session_factory(engine)
-    options = WorkerOptions(
-        worker_id=worker_id or default_worker_id(),
-        batch_size=batch_size,
-        shorteners=shorteners(settings.shorteners_file),
-    )
+    options = worker_options(settings, worker_id, batch_size)
     running = Worker(factory, build_provider(settings, factory), options)
 
     def stop(_signum: int, _frame: FrameType | None) -> None:

@@ -49,6 +49,9 @@ class WorkerOptions:
     # packaged one; None is the packaged list alone. R10 holds a message the moment its
     # run reaches the send step, so the worker must see the same list the CLI checks.
     shorteners: ShortenerList | None = None
+    # Pacing (SENDLINE_SENDER_MPS, SENDLINE_ACCOUNT_MPS), in segments per second.
+    sender_mps: float | None = None
+    account_mps: float | None = None
 
 
 class Worker:
@@ -73,6 +76,8 @@ class Worker:
             provider,
             worker_id=options.worker_id,
             batch_size=options.batch_size,
+            sender_mps=options.sender_mps,
+            account_mps=options.account_mps,
         )
         # The sandbox is its own carrier: its delivery receipts are produced by the
         # worker loop, where a real provider would call our webhook.
