@@ -201,7 +201,7 @@ def test_it_handles_the_outbox_command(
     cli_env: CliRunner, session: Session, session_factory: sessionmaker[Session]
 ) -> None:
     empty = cli_env.invoke(app, ["sandbox", "outbox"])
-    assert empty.exit_code == 0 and "sent nothing yet" in empty.output
+    assert empty.exit_code == 0 and "sent nothing yet" in empty.output, empty.output
     world = make_world(session)
     queue_message(session, world.account, world.contact, body="Spring sale today")
     queue_message(session, world.account, world.contact, to="+15005550031")

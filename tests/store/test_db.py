@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 
 import sendline.store
 from sendline.errors import DatabaseUnavailable, PendingMigrations
 from sendline.store.db import (
+    begin_immediate,
     create_engine_for,
     head_revision,
     open_engine,
@@ -92,6 +97,55 @@ def test_it_handles_sqlite_pragmas(tmp_path: Path) -> None:
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000
         assert conn.execute(text("PRAGMA synchronous")).scalar() == 1  # NORMAL
     engine.dispose()
+
+
+def test_it_handles_a_writer_waiting_for_sqlites_write_lock(tmp_path: Path) -> None:
+    """A transaction that finds the write lock taken waits for it (short polls, not
+    SQLite's backoff) and then sees what the holder committed."""
+    engine = create_engine_for(f"sqlite:///{tmp_path / 'lock.db'}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (n INTEGER)"))
+    holding, waited = threading.Event(), []
+
+    def hold() -> None:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO t VALUES (1)"))
+            holding.set()
+            time.sleep(0.3)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    holding.wait(5)
+    started = time.monotonic()
+    with engine.begin() as conn:
+        waited.append(time.monotonic() - started)
+        assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 1
+        # The BEGIN's own polling left the handler as the other statements need it.
+        assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000
+    holder.join()
+    assert waited[0] > 0.1  # it did wait for the holder
+    engine.dispose()
+
+
+def test_it_handles_a_write_lock_held_past_the_timeout(tmp_path: Path) -> None:
+    path = tmp_path / "lock.db"
+    engine = create_engine_for(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (n INTEGER)"))
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            with pytest.raises(OperationalError, match="database is locked"):
+                begin_immediate(raw, timeout=0.05)
+            # Refused as SQLAlchemy reports database trouble, and nothing left open.
+            assert not raw.in_transaction
+            assert raw.execute("PRAGMA busy_timeout").fetchone() == (30000,)
+    finally:
+        other.rollback()
+        other.close()
+        engine.dispose()
 
 
 def test_it_refuses_a_database_ahead_of_the_code(engine: Engine) -> None:

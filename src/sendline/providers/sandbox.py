@@ -47,7 +47,7 @@ from sendline.providers.base import (
     TransientError,
     UnknownOutcome,
 )
-from sendline.store.db import SQLITE_BUSY_TIMEOUT_MS
+from sendline.store.db import SQLITE_BUSY_TIMEOUT_MS, begin_immediate
 from sendline.store.engine_models import SandboxMessage
 from sendline.store.rows import write_rows
 from sendline.store.sets import among
@@ -338,8 +338,7 @@ class _CarrierLog:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        # SQLite: take the write lock up front, as every Sendline writer does.
-        self._begin = "BEGIN IMMEDIATE" if engine.dialect.name == "sqlite" else "BEGIN"
+        self._sqlite = engine.dialect.name == "sqlite"
 
     def insert(self, records: Sequence[dict[str, Any]]) -> None:
         """One transaction for all the records."""
@@ -347,7 +346,10 @@ class _CarrierLog:
         try:
             cursor = raw.cursor()
             try:
-                cursor.execute(self._begin)
+                if self._sqlite:  # take the write lock up front, as every Sendline writer does
+                    begin_immediate(raw.dbapi_connection)
+                else:
+                    cursor.execute("BEGIN")
                 try:
                     write_rows(raw.dbapi_connection, self.engine.dialect, _TABLE, records)
                     cursor.execute("COMMIT")

@@ -12,6 +12,9 @@ no alembic.ini is needed at runtime.
 
 from __future__ import annotations
 
+import random
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -68,7 +71,45 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_on_begin(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    begin_immediate(connection.connection.dbapi_connection)
+
+
+def begin_immediate(dbapi_connection: Any, timeout: float = SQLITE_BUSY_TIMEOUT_MS / 1000) -> None:
+    """`BEGIN IMMEDIATE`, waiting for the write lock in short, jittered polls.
+
+    Why not SQLite's own busy handler: it sleeps longer after each failed try (1, 2, 5
+    ms ... then 100 ms a try), so a writer that has waited a while only looks at the lock
+    ten times a second. Beside API processes that take it for a millisecond hundreds of
+    times a second, the worker (whose batches hold it longer) kept finding it taken and
+    waited for seconds: the event-to-send latency's tail. Polling every ~1 ms gives every
+    writer the same chance. The handler stays on for the statements that follow (WAL
+    rarely makes them wait, but a checkpoint or recovery can), only not for the BEGIN.
+    """
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA busy_timeout=0")
+        try:
+            _poll_for_write_lock(cursor, timeout)
+        finally:
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    except sqlite3.Error as exc:
+        # As SQLAlchemy would have raised it: callers tell database trouble (retry
+        # later) from bugs by DBAPIError.
+        raise DBAPIError.instance("BEGIN IMMEDIATE", None, exc, sqlite3.Error) from None
+    finally:
+        cursor.close()
+
+
+def _poll_for_write_lock(cursor: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+        time.sleep(random.uniform(0.0005, 0.0015))
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
