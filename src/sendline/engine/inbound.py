@@ -27,7 +27,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from sendline.engine.pipeline import queue_reply
+from sendline.engine.replies import queue_reply
 from sendline.engine.statuses import settle_reservations
 from sendline.engine.triggers import on_reply
 from sendline.sms.optout import ReplyAction, classify_reply

@@ -13,20 +13,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from functools import lru_cache
+from datetime import datetime
 from typing import Any, cast
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
+from sendline.engine.frequency import recent_counts
+from sendline.engine.zones import ringing_zones
 from sendline.errors import InsufficientCredits, NotFound
 from sendline.rulebook import packaged_shorteners
 from sendline.sms.check import MessageRules, check_message
-from sendline.sms.encoding import segment_info
 from sendline.sms.links import ShortenerList
-from sendline.sms.phone import time_zones_for
 from sendline.sms.schedule import next_send_time
 from sendline.sms.templates import Template, TemplateError
 from sendline.store.credits import Credits
@@ -36,9 +34,6 @@ from sendline.store.models import Account, Contact
 from sendline.store.rows import insert_rows
 from sendline.store.sets import among
 
-# Statuses that count toward the frequency cap: everything that was or will be sent.
-CAPPED_STATUSES = ("queued", "sending", "unknown", "sent", "delivered", "undelivered")
-CAP_WINDOW = timedelta(hours=24)
 _MESSAGES = cast(Table, Message.__table__)
 
 HOLD_REASONS = (
@@ -137,7 +132,7 @@ class Pipeline:
 
     def due_at(self, contact: Contact, now: datetime) -> datetime:
         """R14: now if inside the contact's sending window, else the window's next start."""
-        zones = _zones(contact.phone_e164, contact.time_zone)
+        zones = ringing_zones(contact.phone_e164, contact.time_zone)
         return next_send_time(now, zones, self.account.quiet_start, self.account.quiet_end)
 
     def _template(self, source: str) -> Template | TemplateError:
@@ -216,7 +211,7 @@ class Pipeline:
                 outcome = _cap_hold(self.account.frequency_cap)
         session.add(message)
         if isinstance(outcome, Hold):
-            _hold(message, outcome, now)
+            hold(message, outcome, now)
             session.flush()
             return
         message.status, message.held_reason, message.detail = "queued", None, None
@@ -226,7 +221,7 @@ class Pipeline:
                 message.credits, message_id=message.id
             )
         except InsufficientCredits as exc:
-            _hold(message, Hold("insufficient_credits", str(exc)), now)
+            hold(message, Hold("insufficient_credits", str(exc)), now)
             return
         message.reservation_id = reservation.id
         message.due_at = self.due_at(contact, now)
@@ -340,24 +335,6 @@ class Pipeline:
         return message
 
 
-def recent_counts(session: Session, contact_ids: list[int], now: datetime) -> dict[int, int]:
-    """R15: marketing messages per contact in the rolling 24 hours before `now`, in one
-    query for any number of contacts (a contact with none is absent)."""
-    if not contact_ids:
-        return {}
-    rows = session.execute(
-        select(Message.contact_id, func.count())
-        .where(
-            among(session, Message.contact_id, set(contact_ids)),
-            Message.kind == "marketing",
-            Message.status.in_(CAPPED_STATUSES),
-            Message.created_at > now - CAP_WINDOW,
-        )
-        .group_by(Message.contact_id)
-    )
-    return {int(cid): int(count) for cid, count in rows if cid is not None}
-
-
 def _cap_hold(cap: int) -> Hold:
     return Hold(
         "frequency_cap",
@@ -366,8 +343,9 @@ def _cap_hold(cap: int) -> Hold:
     )
 
 
-def _hold(message: Message, hold: Hold, now: datetime) -> None:
-    message.status, message.held_reason, message.detail = "held", hold.reason, hold.detail
+def hold(message: Message, why: Hold, now: datetime) -> None:
+    """Store `message` as held for `why`: out of the queue, its reason kept for people."""
+    message.status, message.held_reason, message.detail = "held", why.reason, why.detail
     message.due_at = None
     message.updated_at = now
 
@@ -384,87 +362,3 @@ def _values(contact: Contact, event: Mapping[str, Any] | None) -> dict[str, str 
     for key, value in (event or {}).items():
         values[f"EVENT.{str(key).upper()}"] = None if value is None else str(value)
     return values
-
-
-@lru_cache(maxsize=4096)
-def _zone(name: str) -> ZoneInfo | None:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
-
-
-_ZONES_BY_PREFIX: dict[str, tuple[ZoneInfo, ...]] = {}
-
-
-def _zones_of_number(e164: str) -> tuple[ZoneInfo, ...]:
-    # libphonenumber maps zones by prefix, at most 9 digits after the "+", so numbers
-    # sharing those digits share zones: keyed by them, a blast to a million numbers
-    # parses a few thousand.
-    key = e164[:10]
-    zones = _ZONES_BY_PREFIX.get(key)
-    if zones is None:
-        zones = tuple(z for z in map(_zone, time_zones_for(e164)) if z is not None)
-        if len(_ZONES_BY_PREFIX) < 200_000:
-            _ZONES_BY_PREFIX[key] = zones
-    return zones
-
-
-def _zones(e164: str | None, stored: str | None) -> tuple[ZoneInfo, ...]:
-    # Every zone the number may ring in (R14); the stored zone is the fallback when
-    # libphonenumber cannot tell.
-    if e164 is not None:
-        zones = _zones_of_number(e164)
-        if zones:
-            return zones
-    zone = _zone(stored) if stored else None
-    return (zone,) if zone is not None else ()
-
-
-def queue_reply(
-    session: Session,
-    account: Account,
-    contact: Contact | None,
-    to_e164: str,
-    body: str,
-    *,
-    now: datetime,
-) -> Message:
-    """Queue a transactional reply (opt-out confirmation, HELP answer).
-
-    Not marketing: no consent, quiet-hours or frequency checks and no clause appended
-    (a STOP confirmation must reach someone who just opted out, at once). Still paid for
-    (R3): without credits it is held like any message, never dropped.
-    """
-    info = segment_info(body)
-    region = contact.phone_region if contact is not None else None
-    message = Message(
-        account_id=account.id,
-        contact_id=contact.id if contact is not None else None,
-        kind="reply",
-        to_e164=to_e164,
-        region=region,
-        body=body,
-        encoding=info.encoding.value,
-        segments=info.segments,
-        credits=account.credit_cost(info.segments, region),
-        status="held",
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(message)
-    refusal = account.sms_refusal()
-    if refusal is not None:
-        _hold(message, Hold(refusal.code, refusal.message), now)
-        session.flush()
-        return message
-    message.status = "queued"
-    session.flush()  # the message id is the reservation's reference
-    try:
-        reservation = Credits(session, account.id).reserve(message.credits, message_id=message.id)
-    except InsufficientCredits as exc:
-        _hold(message, Hold("insufficient_credits", str(exc)), now)
-        return message
-    message.reservation_id = reservation.id
-    message.due_at = now
-    return message

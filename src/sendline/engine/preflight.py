@@ -34,7 +34,8 @@ from sendline.engine.definitions import (
     TagCondition,
     WaitStep,
 )
-from sendline.engine.pipeline import HOLD_REASONS, Draft, Pipeline, recent_counts
+from sendline.engine.frequency import recent_counts
+from sendline.engine.pipeline import HOLD_REASONS, Draft, Pipeline
 from sendline.sms.links import ShortenerList
 from sendline.store.credits import Credits
 from sendline.store.engine_models import AutomationRun

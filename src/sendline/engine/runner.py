@@ -45,7 +45,7 @@ from sendline.engine.definitions import (
     WaitStep,
 )
 from sendline.engine.pipeline import Pipeline, SmsRequest
-from sendline.engine.triggers import local_zone
+from sendline.engine.zones import local_zone
 from sendline.errors import SendlineError
 from sendline.sms.links import ShortenerList
 from sendline.store.engine_models import Automation, AutomationRun, AutomationVersion

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     JSON,
@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 from sendline.engine.automations import Automations, fold_keyword, load_definition
 from sendline.engine.conditions import both, segment_query
 from sendline.engine.definitions import AutomationDefinition, BulkTrigger, Condition, DateTrigger
+from sendline.engine.zones import local_zone
 from sendline.errors import Conflict, InvalidInput
 from sendline.sms.optout import ReplyAction, classify_reply
 from sendline.store.engine_models import Automation, AutomationRun, AutomationVersion
@@ -288,14 +289,6 @@ def _anniversary(value: date, year: int) -> date:
         return value.replace(year=year)
     except ValueError:  # 29 February in a common year: celebrated on the 28th
         return date(year, 2, 28)
-
-
-def local_zone(name: str | None) -> ZoneInfo:
-    """The contact's stored zone (derived from the phone), UTC when unknown."""
-    try:
-        return ZoneInfo(name) if name else ZoneInfo("UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
 
 
 # -- internals -----------------------------------------------------------------------

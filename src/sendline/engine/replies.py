@@ -1,0 +1,63 @@
+"""Transactional replies (opt-out confirmations, HELP answers): paid for, never marketing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from sendline.engine.pipeline import Hold, hold
+from sendline.errors import InsufficientCredits
+from sendline.sms.encoding import segment_info
+from sendline.store.credits import Credits
+from sendline.store.engine_models import Message
+from sendline.store.models import Account, Contact
+
+
+def queue_reply(
+    session: Session,
+    account: Account,
+    contact: Contact | None,
+    to_e164: str,
+    body: str,
+    *,
+    now: datetime,
+) -> Message:
+    """Queue a transactional reply (opt-out confirmation, HELP answer).
+
+    Not marketing: no consent, quiet-hours or frequency checks and no clause appended
+    (a STOP confirmation must reach someone who just opted out, at once). Still paid for
+    (R3): without credits it is held like any message, never dropped.
+    """
+    info = segment_info(body)
+    region = contact.phone_region if contact is not None else None
+    message = Message(
+        account_id=account.id,
+        contact_id=contact.id if contact is not None else None,
+        kind="reply",
+        to_e164=to_e164,
+        region=region,
+        body=body,
+        encoding=info.encoding.value,
+        segments=info.segments,
+        credits=account.credit_cost(info.segments, region),
+        status="held",
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(message)
+    refusal = account.sms_refusal()
+    if refusal is not None:
+        hold(message, Hold(refusal.code, refusal.message), now)
+        session.flush()
+        return message
+    message.status = "queued"
+    session.flush()  # the message id is the reservation's reference
+    try:
+        reservation = Credits(session, account.id).reserve(message.credits, message_id=message.id)
+    except InsufficientCredits as exc:
+        hold(message, Hold("insufficient_credits", str(exc)), now)
+        return message
+    message.reservation_id = reservation.id
+    message.due_at = now
+    return message
