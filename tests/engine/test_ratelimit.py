@@ -6,7 +6,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
@@ -123,15 +122,19 @@ def test_it_handles_a_dispatcher_paced_by_its_rates(
         session_factory,
         sandbox,
         worker_id="w1",
-        clock=lambda: datetime(2026, 11, 25, 15, 0, tzinfo=UTC),
         rng=random.Random(1),
         sender_mps=20.0 if limit == "sender" else None,
         account_mps=20.0 if limit == "account" else None,
     )
     started = time.monotonic()
-    assert dispatcher.dispatch_due() == 11
+    sent = 0
+    while sent < 11:  # what a batch did not sleep for came back due at its slot
+        dispatcher.dispatch_due()
+        sent = len(session.scalars(select(Message.id).where(Message.status == "sent")).all())
+        session.commit()
+        assert time.monotonic() - started < 30
     elapsed = time.monotonic() - started
     assert elapsed >= 10 * 2 / 20.0 * 0.95  # 22 segments at 20 per second
-    statuses = set(session.scalars(select(Message.status)))
+    attempts = set(session.scalars(select(Message.attempts)))
     session.commit()
-    assert statuses == {"sent"}
+    assert attempts == {1}  # each went once: the carrier refused none

@@ -16,6 +16,10 @@ still being ours, with the credits they decide in the same transaction.
 A worker must never call the provider for a row a reconciler may already treat as
 abandoned, so it stops calling once its claim is half a lease old and puts the rest back.
 
+Under a sender or account rate (SENDLINE_SENDER_MPS, SENDLINE_ACCOUNT_MPS) messages go
+one at a time; one whose slot is far off goes back to the queue due then, instead of
+holding up the rest of the batch (`engine/pacing.py`).
+
 A provider that takes several messages in one exchange (`send_window`, like an SMPP
 window: each message answered on its own) gets up to WINDOW at a time when no rate
 limit paces the sender; any other is called once per message.
@@ -34,8 +38,9 @@ from typing import Protocol, cast
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from sendline.engine import outbox, ratelimit
+from sendline.engine import outbox
 from sendline.engine.outbox import Job, Outcome
+from sendline.engine.pacing import Pacer
 from sendline.providers.base import (
     Accepted,
     OutboundSms,
@@ -61,6 +66,7 @@ COMMIT_EVERY = 500
 COMMIT_INTERVAL = 0.5
 WINDOW = 100  # messages per exchange with a provider that takes windows
 R13_DETAIL = "not sent: the contact is no longer opted in (R13)"
+PACED = "waiting for the sender's rate limit (SENDLINE_SENDER_MPS / SENDLINE_ACCOUNT_MPS)"
 
 Answer = Accepted | ProviderError
 
@@ -85,7 +91,6 @@ class Dispatcher:
         lease: timedelta = timedelta(seconds=60),
         retry_deadline: timedelta = timedelta(hours=24),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        rate_limiter: Callable[..., float] | None = None,
         sender_mps: float | None = None,
         account_mps: float | None = None,
         rng: random.Random | None = None,
@@ -97,11 +102,10 @@ class Dispatcher:
         self.lease = lease
         self.retry_deadline = retry_deadline
         self._clock = clock
-        self._acquire = rate_limiter or ratelimit.acquire
-        self.sender_mps = sender_mps
-        self.account_mps = account_mps
         self._rng = rng or random.Random()
         self._stop = threading.Event()
+        paced = bool(sender_mps or account_mps)
+        self._pacer = Pacer(session_factory, self._stop, sender_mps, account_mps) if paced else None
         self._lock = threading.Lock()
         self._unsent: dict[int, Job] = {}  # claimed, not yet handed to the provider
 
@@ -151,6 +155,8 @@ class Dispatcher:
         allowed: set[int] = set()
         screened = -CONSENT_MAX_AGE
         last_commit = time.monotonic()
+        if self._pacer is not None:
+            self._pacer.start_batch()
         try:
             for start in range(0, len(jobs), size):
                 if self._must_stop(claimed_at):
@@ -161,8 +167,16 @@ class Dispatcher:
                 window = [job for job in jobs[start : start + size] if job.id in allowed]
                 if not window:
                     continue
-                if size == 1 and not self._pace(window[0]):
-                    break
+                if self._pacer is not None:
+                    clear = self._pacer.clear_to_send(window[0], self._clock())
+                    if clear is False:
+                        break
+                    if isinstance(clear, datetime):
+                        pending.extend(
+                            Outcome(j, "deferred", detail=PACED, due_at=clear)
+                            for j in self._take(window)
+                        )
+                        continue
                 if self._must_stop(claimed_at):
                     break
                 pending.extend(self._call(self._take(window)))
@@ -174,7 +188,7 @@ class Dispatcher:
             self._commit(pending)
 
     def _window_size(self) -> int:
-        paced = bool(self.sender_mps or self.account_mps)
+        paced = self._pacer is not None
         return 1 if paced or not hasattr(self.provider, "send_window") else WINDOW
 
     def _must_stop(self, claimed_at: datetime) -> bool:
@@ -213,18 +227,6 @@ class Dispatcher:
             for job_id in refused:
                 self._unsent.pop(job_id, None)
         return {job.id for job in jobs} - set(refused)
-
-    def _pace(self, job: Job) -> bool:
-        """Wait for the sender's and the account's rate; False if stopped while waiting."""
-        cost = max(1, job.segments)
-        wait = 0.0
-        if self.sender_mps:
-            key = f"sender:{job.sender or 'default'}"
-            wait = self._acquire(self._session_factory, key, cost, self.sender_mps)
-        if self.account_mps:
-            key = f"account:{job.account_id}"
-            wait = max(wait, self._acquire(self._session_factory, key, cost, self.account_mps))
-        return wait <= 0 or not self._stop.wait(wait)
 
     def _call(self, window: Sequence[Job]) -> list[Outcome]:
         outcomes: list[Outcome] = []

@@ -64,7 +64,9 @@ class Job:
 @dataclass(slots=True)
 class Outcome:
     job: Job
-    status: str  # sent | failed | queued (retry) | unknown
+    # sent | failed | queued (retry) | unknown | deferred (not attempted: paced, back
+    # in the queue until due_at)
+    status: str
     provider_id: str | None = None
     error_code: str | None = None
     detail: str | None = None
@@ -181,9 +183,13 @@ def _record(
     ids = [outcome.job.id for outcome in group]
     values: dict[str, Any] = {"status": status, "updated_at": now}
     if status == "sent":
-        values |= {"provider": provider, "sent_at": now}
+        # What it waited on (a retry's error, the rate) no longer describes it.
+        values |= {"provider": provider, "sent_at": now, "error_code": None, "detail": None}
     elif status == "queued":
         values |= {"claimed_by": None, "claimed_at": None}
+    elif status == "deferred":
+        values |= {"status": "queued", "claimed_by": None, "claimed_at": None}
+        values["attempts"] = Message.attempts - 1  # never attempted: no backoff owed
     rows = session.execute(
         update(Message)
         .where(*ours(session, worker_id, ids))
@@ -282,6 +288,7 @@ _PER_ROW: dict[str, tuple[str, ...]] = {
     "failed": ("error_code", "detail"),
     "queued": ("error_code", "detail", "due_at"),
     "unknown": ("error_code", "detail"),
+    "deferred": ("detail", "due_at"),
 }
 
 

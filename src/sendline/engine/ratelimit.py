@@ -11,15 +11,19 @@ may go ahead of it. Time is the database's clock, not the worker's: workers on s
 machines with skewed clocks would each believe they own a different slice of the rate.
 
 Two modes:
-- `acquire` (a sender pacing itself): always reserves the slot and returns how long to
-  wait before using it. Sleeping that long holds the rate exactly, whatever the number of
-  workers, with no retry storm.
-- `try_acquire` (a carrier policing a sender, as the sandbox does): takes the slot only
-  when it is free now, and otherwise says how long until it would be; nothing is
-  reserved when refused, so a refused caller does not push the others back.
+- `acquire` (a sender pacing itself through a short wait): always reserves the slot and
+  returns how long to wait before using it. Sleeping that long holds the rate exactly,
+  whatever the number of workers, with no retry storm.
+- `try_acquire` / `try_acquire_all` (a carrier policing a sender, as the sandbox does;
+  a worker deciding whether a message can go now or goes back to the queue, see
+  `engine/pacing.py`): takes the slot only when it is free now, and otherwise says how
+  long until it would be; nothing is reserved when refused, so a refused caller does
+  not push the others back.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from sqlalchemy import Float, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -61,24 +65,42 @@ def try_acquire(
 ) -> float:
     """Take `cost` units on `key` if they are free now (returns 0.0); else the seconds
     until they would be (nothing taken)."""
-    interval = _interval(rate_per_second, burst)
-    tolerance = (burst - 1) * interval
+    return try_acquire_all(session_factory, [(key, rate_per_second)], cost, burst)
+
+
+def try_acquire_all(
+    session_factory: sessionmaker[Session],
+    limits: Sequence[tuple[str, float]],
+    cost: float,
+    burst: int = 1,
+) -> float:
+    """`try_acquire` on several (key, rate) limits at once: all taken (0.0) or none
+    (the longest wait). A message paced by its sender and its account must not spend
+    the sender's slot when the account refuses it."""
+    tolerances = {key: (burst - 1) * _interval(rate, burst) for key, rate in limits}
     with session_factory.begin() as session:
-        _create(session, key)
-        # The row lock (SQLite: the write lock BEGIN IMMEDIATE took) makes the read and
-        # the write below one step for every other caller.
-        tat, now = session.execute(
-            select(RateLimit.tat, _db_now(session)).where(RateLimit.key == key).with_for_update()
-        ).one()
-        start = max(float(tat), float(now))
-        if start - now > tolerance:
-            return start - now - tolerance
-        session.execute(
-            update(RateLimit)
-            .where(RateLimit.key == key)
-            .values(tat=start + cost * interval)
-            .execution_options(synchronize_session=False)
-        )
+        for key in sorted(tolerances):  # one lock order: two callers cannot deadlock
+            _create(session, key)
+        # The row locks (SQLite: the write lock BEGIN IMMEDIATE took) make the reads and
+        # the writes below one step for every other caller.
+        rows = session.execute(
+            select(RateLimit.key, RateLimit.tat, _db_now(session))
+            .where(RateLimit.key.in_(sorted(tolerances)))
+            .order_by(RateLimit.key)
+            .with_for_update()
+        ).all()
+        starts = {key: max(float(tat), float(now)) for key, tat, now in rows}
+        now = float(rows[0][2])
+        wait = max(starts[key] - now - tolerances[key] for key in starts)
+        if wait > 0:
+            return wait
+        for key, rate in limits:
+            session.execute(
+                update(RateLimit)
+                .where(RateLimit.key == key)
+                .values(tat=starts[key] + cost * _interval(rate, burst))
+                .execution_options(synchronize_session=False)
+            )
     return 0.0
 
 
