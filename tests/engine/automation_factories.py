@@ -19,7 +19,7 @@ from sendline.engine.runner import Runner
 from sendline.store.consent import Consent
 from sendline.store.contacts import Contacts
 from sendline.store.engine_models import Automation, AutomationRun, Message
-from sendline.store.models import Account, Contact
+from sendline.store.models import DEFAULT_QUIET_END, DEFAULT_QUIET_START, Account, Contact
 from tests.engine.factories import DISCLOSURE, make_account
 
 # 12:00 in San Francisco, 15:00 in New York, 20:00 in London: inside every sending window.
@@ -40,6 +40,9 @@ class Clock:
 
 
 def account(session: Session, name: str = "demo", **settings: Any) -> Account:
+    # The product's sending window (R14): these tests follow runs through quiet hours.
+    settings.setdefault("quiet_start", DEFAULT_QUIET_START)
+    settings.setdefault("quiet_end", DEFAULT_QUIET_END)
     return make_account(session, name, **settings)
 
 

@@ -37,6 +37,10 @@ def make_account(
     **settings: Any,
 ) -> Account:
     settings.setdefault("sender_number", SENDER)
+    # Sending all day unless a test is about quiet hours (R14): workers here run on the
+    # real clock, and a test must not depend on the hour it runs at.
+    settings.setdefault("quiet_start", 0)
+    settings.setdefault("quiet_end", 24 * 60)
     account = Accounts(session).create(
         name,
         product_line="marketing",

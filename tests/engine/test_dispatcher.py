@@ -9,7 +9,7 @@ import random
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -285,6 +285,33 @@ def test_it_handles_an_opt_out_between_queueing_and_dispatch(
     assert _records(session, msg.id) == []
     assert message(session, reply.id).status == "sent"  # the confirmation still goes out
     assert_ledger_ok(session, world.account.id)
+
+
+def test_it_handles_a_message_that_waited_into_quiet_hours(
+    session: Session, session_factory: sessionmaker[Session], sandbox: SandboxProvider
+) -> None:
+    """R14 at the provider call: queued at 20:55 in San Francisco, dispatched at 21:05
+    (a backlog, a retry), it waits for 08:00 instead of going out at night."""
+    owner = make_account(session, "evening", quiet_start=8 * 60, quiet_end=21 * 60)
+    ada = make_contact(session, owner)  # +1 415: America/Los_Angeles
+    evening = datetime(2026, 11, 26, 5, 5, tzinfo=UTC)  # 21:05 PST on the 25th
+    msg = queue_message(session, owner, ada, due_at=evening - timedelta(minutes=10))
+    reply = queue_message(session, owner, ada, kind="reply", body="You are unsubscribed.")
+    late = Dispatcher(session_factory, sandbox, worker_id="w1", clock=lambda: evening)
+    assert late.dispatch_due() == 2
+    waiting = message(session, msg.id)
+    assert (waiting.status, waiting.attempts) == ("queued", 0)
+    assert waiting.due_at == datetime(2026, 11, 26, 16, 0, tzinfo=UTC)  # 08:00 PST
+    assert "quiet hours" in (waiting.detail or "")
+    assert reservation_state(session, owner.id, waiting) == "open"  # still paid for
+    assert _records(session, msg.id) == []
+    assert message(session, reply.id).status == "sent"  # transactional: not held back
+    morning = Dispatcher(
+        session_factory, sandbox, worker_id="w1", clock=lambda: waiting.due_at or evening
+    )
+    assert morning.dispatch_due() == 1
+    assert message(session, msg.id).status == "sent"
+    assert_ledger_ok(session, owner.id)
 
 
 def test_it_handles_marketing_to_a_contact_who_never_opted_in(

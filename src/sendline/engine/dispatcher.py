@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, cast
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -41,6 +42,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sendline.engine import outbox
 from sendline.engine.outbox import Job, Outcome
 from sendline.engine.pacing import Pacer
+from sendline.engine.zones import ringing_zones
 from sendline.providers.base import (
     Accepted,
     OutboundSms,
@@ -51,6 +53,7 @@ from sendline.providers.base import (
     TransientError,
     UnknownOutcome,
 )
+from sendline.sms.schedule import next_send_time
 from sendline.store.engine_models import Message
 from sendline.store.models import Account, Contact
 from sendline.store.sets import among
@@ -66,9 +69,19 @@ COMMIT_EVERY = 500
 COMMIT_INTERVAL = 0.5
 WINDOW = 100  # messages per exchange with a provider that takes windows
 R13_DETAIL = "not sent: the contact is no longer opted in (R13)"
+QUIET = "waiting for the end of the recipient's quiet hours (R14)"
 PACED = "waiting for the sender's rate limit (SENDLINE_SENDER_MPS / SENDLINE_ACCOUNT_MPS)"
 
 Answer = Accepted | ProviderError
+_SCREEN_COLUMNS = (
+    Message.id,
+    Contact.sms_consent,
+    Account.sender_number,
+    Contact.time_zone,
+    Account.quiet_start,
+    Account.quiet_end,
+)
+_UNKNOWN = (None, None, None, 0, 0)  # a row gone meanwhile: not opted in, sent nowhere
 
 
 class WindowedProvider(Provider, Protocol):
@@ -202,31 +215,48 @@ class Dispatcher:
             return [job for job in window if self._unsent.pop(job.id, None) is not None]
 
     def _screen(self, jobs: Sequence[Job]) -> set[int]:
-        """R13: read consent and sender numbers now; cancel marketing messages to contacts
-        no longer opted in. Returns the ids that may be sent."""
+        """Right before the calls, read consent, sender numbers and the clock again.
+
+        R13: marketing messages to contacts no longer opted in are canceled. R14: one
+        that waited into the recipient's quiet hours (a backlog, a retry's backoff, the
+        sender's rate) goes back to the queue, due when the window opens. Returns the
+        ids that may be sent."""
         with self._lock:
             jobs = [job for job in jobs if job.id in self._unsent]
         if not jobs:
             return set()
+        now = self._clock()
         with self._session_factory.begin() as session:
             rows = session.execute(
-                select(Message.id, Contact.sms_consent, Account.sender_number)
+                select(*_SCREEN_COLUMNS)
                 .join(Account, Account.id == Message.account_id)
                 .outerjoin(Contact, Contact.id == Message.contact_id)
                 .where(among(session, Message.id, [job.id for job in jobs]))
             ).all()
-            facts = {row[0]: (row[1], row[2]) for row in rows}
-            refused = []
+            facts = {row[0]: row[1:] for row in rows}
+            refused, later = [], []
+            windows: dict[tuple[tuple[ZoneInfo, ...], int, int], datetime] = {}
             for job in jobs:
-                consent, job.sender = facts.get(job.id, (None, None))
-                if job.kind != "reply" and consent != "opted_in":
+                consent, job.sender, zone, start, end = facts.get(job.id, _UNKNOWN)
+                if job.kind == "reply":
+                    continue  # transactional: an opt-out confirmation goes at once
+                if consent != "opted_in":
                     refused.append(job.id)
+                    continue
+                due = windows.get(key := (ringing_zones(job.to, zone), start, end))
+                if due is None:  # numbers sharing zones and window share the answer
+                    due = windows[key] = next_send_time(now, *key)
+                if due > now:
+                    later.append(Outcome(job, "deferred", detail=QUIET, due_at=due))
             if refused:
-                outbox.cancel(session, self.worker_id, refused, R13_DETAIL, self._clock())
+                outbox.cancel(session, self.worker_id, refused, R13_DETAIL, now)
+            if later:
+                outbox.record_outcomes(session, self.worker_id, self.provider.name, later, now)
+        gone = set(refused) | {outcome.job.id for outcome in later}
         with self._lock:
-            for job_id in refused:
+            for job_id in gone:
                 self._unsent.pop(job_id, None)
-        return {job.id for job in jobs} - set(refused)
+        return {job.id for job in jobs} - gone
 
     def _call(self, window: Sequence[Job]) -> list[Outcome]:
         outcomes: list[Outcome] = []

@@ -42,7 +42,7 @@ class Pacer:
         self.sender_mps = sender_mps
         self.account_mps = account_mps
         self._slept = 0.0
-        self._put_back: dict[str, int] = {}
+        self._put_back: dict[str, datetime] = {}  # key -> when the next put-back may go
 
     def start_batch(self) -> None:
         self._slept = 0.0
@@ -73,11 +73,11 @@ class Pacer:
     def _due_again(
         self, limits: list[tuple[str, float]], cost: int, wait: float, now: datetime
     ) -> datetime:
-        # Messages put back from one batch queue up behind each other at the rate, so
-        # the next claims do not find them all due at the same instant.
-        spread = 0.0
+        # Messages put back from one batch queue up behind each other at the rate, from
+        # the first one's slot, so the next claims do not find them all due at once.
+        due = now + timedelta(seconds=wait)
+        for key, _rate in limits:
+            due = max(due, self._put_back.get(key, due))
         for key, rate in limits:
-            ahead = self._put_back.get(key, 0)
-            spread = max(spread, ahead * cost / rate)
-            self._put_back[key] = ahead + 1
-        return now + timedelta(seconds=wait + spread)
+            self._put_back[key] = due + timedelta(seconds=cost / rate)
+        return due
