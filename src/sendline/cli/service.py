@@ -55,7 +55,7 @@ def serve(
     _logging(settings)
     engine = open_engine(settings.database_url)  # refuses pending migrations
     provider = build_provider(settings, session_factory(engine)) if worker else None
-    options = worker_options(settings)
+    options = worker_options(settings) if worker else None  # reads the shortener file
     console.print(
         f"Sendline on http://{settings.host}:{settings.port} "
         f"(database {redact(settings.database_url)}, provider {settings.provider}, "
