@@ -169,7 +169,7 @@ class Dispatcher:
         screened = -CONSENT_MAX_AGE
         last_commit = time.monotonic()
         if self._pacer is not None:
-            self._pacer.start_batch()
+            self._pacer.start_batch(self._clock())
         try:
             for start in range(0, len(jobs), size):
                 if self._must_stop(claimed_at):

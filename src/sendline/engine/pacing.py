@@ -42,11 +42,15 @@ class Pacer:
         self.sender_mps = sender_mps
         self.account_mps = account_mps
         self._slept = 0.0
-        self._put_back: dict[str, datetime] = {}  # key -> when the next put-back may go
+        # key -> when the next message put back may be due. Kept across batches: a
+        # 10,000-message blast at 1/s is claimed 200 at a time, and each batch's
+        # put-backs must line up after the last batch's, not on top of them (which
+        # would bring them all back at once, to be put back again).
+        self._put_back: dict[str, datetime] = {}
 
-    def start_batch(self) -> None:
+    def start_batch(self, now: datetime) -> None:
         self._slept = 0.0
-        self._put_back = {}
+        self._put_back = {key: at for key, at in self._put_back.items() if at > now}
 
     def limits(self, job: Job) -> list[tuple[str, float]]:
         limits = []
@@ -73,8 +77,8 @@ class Pacer:
     def _due_again(
         self, limits: list[tuple[str, float]], cost: int, wait: float, now: datetime
     ) -> datetime:
-        # Messages put back from one batch queue up behind each other at the rate, from
-        # the first one's slot, so the next claims do not find them all due at once.
+        # Messages put back queue up behind each other at the rate, from the first one's
+        # slot, so the next claims do not find them all due at once.
         due = now + timedelta(seconds=wait)
         for key, _rate in limits:
             due = max(due, self._put_back.get(key, due))
