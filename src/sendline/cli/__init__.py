@@ -9,7 +9,17 @@ from __future__ import annotations
 
 import typer
 
-from sendline.cli import accounts, automations, check, contacts, credits, db, sandbox, service
+from sendline.cli import (
+    accounts,
+    automations,
+    check,
+    contacts,
+    credits,
+    db,
+    messages,
+    sandbox,
+    service,
+)
 
 app = typer.Typer(
     name="sendline",
@@ -25,6 +35,7 @@ app.add_typer(credits.app, name="credits")
 app.add_typer(contacts.app, name="contacts")
 app.add_typer(automations.app, name="automations")
 app.add_typer(automations.events_app, name="events")
+app.add_typer(messages.app, name="messages")
 app.add_typer(sandbox.app, name="sandbox")
 app.command("serve")(service.serve)
 app.command("worker")(service.worker_command)

@@ -21,8 +21,13 @@ from rich.table import Table
 from rich.text import Text
 
 from sendline.cli.common import console, err_console
-from sendline.cli.db import AccountOption, guarded, open_store, resolve_account
-from sendline.config import load_settings
+from sendline.cli.db import (
+    AccountOption,
+    guarded,
+    open_store,
+    operator_shorteners,
+    resolve_account,
+)
 from sendline.engine.actions import Actions
 from sendline.engine.automations import Automations, Saved
 from sendline.engine.conditions import segment_from_data
@@ -30,8 +35,6 @@ from sendline.engine.definitions import Condition, InvalidAutomation
 from sendline.engine.preflight import PreflightReport, preflight
 from sendline.engine.triggers import start_bulk
 from sendline.errors import InvalidInput
-from sendline.rulebook import shorteners
-from sendline.sms.links import ShortenerList
 from sendline.store.contacts import Contacts
 from sendline.store.engine_models import Automation
 
@@ -70,13 +73,8 @@ def _when(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else "-"
 
 
-def _shorteners() -> ShortenerList:
-    """R10: the packaged list plus the operator's own (SENDLINE_SHORTENERS_FILE)."""
-    return shorteners(load_settings().shorteners_file)
-
-
 def _automations(session: Any, account_id: int) -> Automations:
-    return Automations(session, account_id, shorteners=_shorteners())
+    return Automations(session, account_id, shorteners=operator_shorteners())
 
 
 def _segment(text: str | None) -> Condition | None:
@@ -266,7 +264,12 @@ def preflight_command(
     with open_store() as sessions, sessions.begin() as session:
         owner = resolve_account(session, account)
         report = preflight(
-            session, owner.id, automation, segment=condition, now=_now(), shorteners=_shorteners()
+            session,
+            owner.id,
+            automation,
+            segment=condition,
+            now=_now(),
+            shorteners=operator_shorteners(),
         )
         session.rollback()  # reads only, and says so
     if as_json:

@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from sendline.cli.common import console, err_console, fail
 from sendline.config import load_settings
 from sendline.errors import InvalidInput, NotFound, SendlineError
+from sendline.rulebook import shorteners
+from sendline.sms.links import ShortenerList
 from sendline.store.accounts import Accounts
 from sendline.store.db import (
     current_revisions,
@@ -83,6 +85,12 @@ def resolve_account(session: Session, ref: str | None) -> Account:
     if not every:
         raise NotFound("no accounts yet: create one with `sendline accounts create`")
     raise InvalidInput(f"{len(every)} accounts exist: say which one with --account NAME")
+
+
+def operator_shorteners() -> ShortenerList:
+    """R10: the packaged public-shortener list plus the operator's own
+    (SENDLINE_SHORTENERS_FILE), as the worker sees it."""
+    return shorteners(load_settings().shorteners_file)
 
 
 AccountOption = Annotated[
