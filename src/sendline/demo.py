@@ -98,6 +98,7 @@ def main() -> None:
             "In another terminal, try:\n"
             "  .venv/bin/sendline sandbox outbox\n"
             "  .venv/bin/sendline automations preflight Welcome\n"
+            "  .venv/bin/sendline messages list --status held\n"
             "  .venv/bin/sendline sandbox reply +14155550101 STOP\n"
             "  .venv/bin/sendline contacts consent-history ada@example.com\n"
             "  .venv/bin/sendline check message 'Our “big” sale: bit.ly/x'\n"
