@@ -13,6 +13,8 @@ from typer.testing import CliRunner
 
 from sendline.cli import app
 from sendline.engine.pipeline import Pipeline, SmsRequest
+from sendline.engine.replies import queue_reply
+from sendline.store.consent import Consent
 from sendline.store.credits import Credits
 from sendline.store.engine_models import Message
 from tests.engine.factories import NOW, assert_ledger_ok, make_account, make_contact
@@ -93,3 +95,21 @@ def test_it_handles_a_release_that_names_a_wrong_message(cli: CliRunner, session
     assert_ledger_ok(session, account_id)
     neither = cli.invoke(app, ["messages", "release"])
     assert neither.exit_code == 1 and "by id or by --reason" in neither.output
+
+
+def test_it_handles_releasing_an_opt_out_confirmation(cli: CliRunner, session: Session) -> None:
+    """A STOP confirmation held for credits goes out once they are bought: it is owed to
+    the contact who opted out, so consent is not what it is checked against."""
+    owner = make_account(session, credits=0)
+    who = make_contact(session, owner)
+    Consent(session, owner.id).record(who.id, "opt_out", "keyword", source="sms reply")
+    text = "You are unsubscribed."
+    confirmation = queue_reply(session, owner, who, "+14158675309", text, now=NOW)
+    session.commit()
+    assert (confirmation.status, confirmation.held_reason) == ("held", "insufficient_credits")
+    Credits(session, owner.id).purchase(5)
+    session.commit()
+    released = cli.invoke(app, ["messages", "release", str(confirmation.id)])
+    assert released.exit_code == 0 and "1 queued" in released.output, released.output
+    assert _statuses(session)[confirmation.id] == ("queued", None)
+    assert_ledger_ok(session, owner.id)

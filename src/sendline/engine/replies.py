@@ -46,18 +46,26 @@ def queue_reply(
         updated_at=now,
     )
     session.add(message)
+    settle_reply(session, account, message, now)
+    return message
+
+
+def settle_reply(session: Session, account: Account, message: Message, now: datetime) -> None:
+    """Check a reply (its plan, its credits): queued now, or held with the reason. Also
+    how a held reply is released; consent is not checked, as the opt-out confirmation is
+    owed to whoever opted out."""
     refusal = account.sms_refusal()
     if refusal is not None:
         hold(message, Hold(refusal.code, refusal.message), now)
         session.flush()
-        return message
-    message.status = "queued"
+        return
+    message.status, message.held_reason, message.detail = "queued", None, None
     session.flush()  # the message id is the reservation's reference
     try:
         reservation = Credits(session, account.id).reserve(message.credits, message_id=message.id)
     except InsufficientCredits as exc:
         hold(message, Hold("insufficient_credits", str(exc)), now)
-        return message
+        return
     message.reservation_id = reservation.id
     message.due_at = now
-    return message
+    message.updated_at = now
