@@ -12,7 +12,7 @@ from rich.table import Table
 
 from sendline.cli.common import console
 from sendline.cli.db import AccountOption, guarded, open_store, operator_shorteners, resolve_account
-from sendline.engine.held import Released, recent_messages, release
+from sendline.engine.held import MAX_RELEASE, Released, recent_messages, release
 from sendline.store.engine_models import Message
 
 app = typer.Typer(help="Messages: list them, release held ones.", no_args_is_help=True)
@@ -76,6 +76,8 @@ def release_command(
     queued = sum(1 for r in results if r.status == "queued")
     if results:
         console.print(f"{queued} queued, {len(results) - queued} still held")
+    if reason is not None and len(results) == MAX_RELEASE:
+        console.print(f"the oldest {MAX_RELEASE:,} (one release at most); run again for any more")
 
 
 def _outcome(result: Released) -> str:

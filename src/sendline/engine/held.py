@@ -69,6 +69,8 @@ def release(
         raise InvalidInput("name the held messages by id or by --reason, not both or neither")
     if reason is not None:
         _known(reason, HOLD_REASONS, "reason")
+        # The oldest MAX_RELEASE of them: a release is one transaction, and running it
+        # again takes the next ones.
         ids = list(
             session.scalars(
                 select(Message.id)
@@ -78,7 +80,7 @@ def release(
                     Message.held_reason == reason,
                 )
                 .order_by(Message.id)
-                .limit(MAX_RELEASE + 1)
+                .limit(MAX_RELEASE)
             )
         )
     if len(ids) > MAX_RELEASE:
