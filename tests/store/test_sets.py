@@ -7,7 +7,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from sendline.store.models import Account, Contact
-from sendline.store.sets import among, unindexed
+from sendline.store.sets import IdList, among, unindexed
 from tests.engine.factories import make_account
 
 
@@ -30,6 +30,19 @@ def test_it_handles_integer_and_text_lists(session: Session) -> None:
     emails = ["c1@example.com", "c2@example.com", "nobody@example.com"]
     found = session.scalars(select(Contact.email).where(among(session, Contact.email, emails)))
     assert sorted(found) == emails[:2]
+
+
+def test_it_handles_ids_beyond_32_bits_as_one_binary_array(session: Session, backend: str) -> None:
+    owner = make_account(session)
+    made = _contacts(session, owner, 2)
+    wanted = [made[1].id, 2**40]  # a BIGINT id next to an integer column's
+    ids = session.scalars(select(Contact.id).where(among(session, Contact.id, wanted)))
+    assert list(ids) == [made[1].id]
+    if backend == "postgresql":
+        # Bound as IdList, which psycopg dumps in binary (store.db registers it), not
+        # as a plain list quoted element by element.
+        bound = among(session, Contact.id, wanted).compile(dialect=session.get_bind().dialect)
+        assert [type(value) for value in bound.params.values()] == [IdList]
 
 
 def test_it_handles_an_empty_list_and_awkward_text(session: Session) -> None:

@@ -26,11 +26,13 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionError
 from alembic.util.exc import CommandError
+from psycopg.types.array import ListBinaryDumper
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.errors import DatabaseUnavailable, PendingMigrations
+from sendline.store.sets import IdList
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -53,7 +55,9 @@ def create_engine_for(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(parsed, pool_pre_ping=True, **kwargs)
+        engine = create_engine(parsed, pool_pre_ping=True, **kwargs)
+        event.listen(engine, "connect", _postgres_on_connect)
+        return engine
     raise DatabaseUnavailable(f"unsupported database URL {redact(url)}")
 
 
@@ -68,6 +72,11 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()
+
+
+def _postgres_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Batch id lists in binary (see store.sets.IdList).
+    dbapi_connection.adapters.register_dumper(IdList, ListBinaryDumper)
 
 
 def _sqlite_on_begin(connection: Connection) -> None:

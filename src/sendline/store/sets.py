@@ -15,20 +15,50 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ARRAY, ColumnElement, any_, bindparam, func, literal_column, select
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Integer,
+    any_,
+    bindparam,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy.orm import Session
+from sqlalchemy.types import UserDefinedType
 
 
 def among(session: Session, column: Any, values: Iterable[int | str]) -> ColumnElement[bool]:
     """`column IN values` for an integer or text column, for `session`'s database."""
     if session.get_bind().dialect.name == "postgresql":
+        if isinstance(column.type, Integer):
+            ids = bindparam(None, IdList(cast(Iterable[int], values)), type_=_IdArray())
+            condition: ColumnElement[bool] = column == any_(ids)
+            return condition
         array = bindparam(None, list(values), type_=ARRAY(column.type))
-        condition: ColumnElement[bool] = column == any_(array)
+        condition = column == any_(array)
         return condition
     each = func.json_each(bindparam(None, json.dumps(list(values)))).table_valued("value")
     return column.in_(select(each.c.value))  # type: ignore[no-any-return]
+
+
+class IdList(list[int]):
+    """Ids bound as one PostgreSQL array in binary: `store.db` registers psycopg's
+    binary list dumper for this type. The default (text) dumper quotes each element
+    with a regex, about 1 µs an id, on every claim, outcome and settlement."""
+
+
+class _IdArray(UserDefinedType[list[int]]):
+    """A BIGINT[] parameter passed through as it is (ARRAY's own bind processing would
+    copy it into a plain list, which psycopg dumps as text)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **_kw: Any) -> str:
+        return "BIGINT[]"
 
 
 def unindexed(column: Any) -> ColumnElement[str]:
