@@ -4,9 +4,7 @@ release runs every check again, all or nothing."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
@@ -18,14 +16,6 @@ from sendline.store.consent import Consent
 from sendline.store.credits import Credits
 from sendline.store.engine_models import Message
 from tests.engine.factories import NOW, assert_ledger_ok, make_account, make_contact
-
-
-@pytest.fixture
-def cli(database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
-    monkeypatch.setenv("SENDLINE_DATABASE_URL", database_url)
-    monkeypatch.setenv("SENDLINE_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("COLUMNS", "200")  # a wide terminal: table cells unwrapped
-    return CliRunner()
 
 
 def _statuses(session: Session) -> dict[int, tuple[str, str | None]]:
@@ -50,54 +40,56 @@ def _held_world(session: Session) -> tuple[int, list[int], int]:
 
 
 def test_it_handles_listing_held_messages_with_their_reasons(
-    cli: CliRunner, session: Session
+    cli_env: CliRunner, session: Session
 ) -> None:
     _, paid, refused = _held_world(session)
-    shown = cli.invoke(app, ["messages", "list", "--status", "held"])
+    shown = cli_env.invoke(app, ["messages", "list", "--status", "held"])
     assert shown.exit_code == 0, shown.output
     assert shown.output.count("insufficient_credits") == 2 and "no_consent" in shown.output
-    listed = cli.invoke(app, ["messages", "list", "--reason", "no_consent", "--json"])
+    listed = cli_env.invoke(app, ["messages", "list", "--reason", "no_consent", "--json"])
     [only] = json.loads(listed.output)
     assert (only["id"], only["status"], only["held_reason"]) == (refused, "held", "no_consent")
-    bad = cli.invoke(app, ["messages", "list", "--reason", "too_loud"])
+    bad = cli_env.invoke(app, ["messages", "list", "--reason", "too_loud"])
     assert bad.exit_code == 1 and "unknown reason 'too_loud'" in bad.output
     assert "Traceback" not in bad.output
 
 
-def test_it_handles_a_release_once_the_cause_is_fixed(cli: CliRunner, session: Session) -> None:
+def test_it_handles_a_release_once_the_cause_is_fixed(cli_env: CliRunner, session: Session) -> None:
     account_id, paid, refused = _held_world(session)
     before = _statuses(session)
-    early = cli.invoke(app, ["messages", "release", "--reason", "insufficient_credits"])
+    early = cli_env.invoke(app, ["messages", "release", "--reason", "insufficient_credits"])
     assert early.exit_code == 0, early.output
     assert "0 queued, 2 still held" in early.output  # checked again: still no credits
     assert _statuses(session) == before
     Credits(session, account_id).purchase(10)
     session.commit()
-    fixed = cli.invoke(app, ["messages", "release", "--reason", "insufficient_credits"])
+    fixed = cli_env.invoke(app, ["messages", "release", "--reason", "insufficient_credits"])
     assert fixed.exit_code == 0 and "2 queued, 0 still held" in fixed.output, fixed.output
     assert {_statuses(session)[i] for i in paid} == {("queued", None)}
     assert_ledger_ok(session, account_id)
     # No consent is not fixed by credits: released by id, it stays held, with its reason.
-    again = cli.invoke(app, ["messages", "release", str(refused)])
+    again = cli_env.invoke(app, ["messages", "release", str(refused)])
     assert "still held (no_consent" in again.output
     assert _statuses(session)[refused] == ("held", "no_consent")
 
 
-def test_it_handles_a_release_that_names_a_wrong_message(cli: CliRunner, session: Session) -> None:
+def test_it_handles_a_release_that_names_a_wrong_message(
+    cli_env: CliRunner, session: Session
+) -> None:
     account_id, paid, _ = _held_world(session)
     Credits(session, account_id).purchase(10)
     session.commit()
     before = _statuses(session)
-    mixed = cli.invoke(app, ["messages", "release", str(paid[1]), str(paid[0]), "99999"])
+    mixed = cli_env.invoke(app, ["messages", "release", str(paid[1]), str(paid[0]), "99999"])
     assert mixed.exit_code == 1 and "error [" in mixed.output
     assert str(paid[0]) in mixed.output or "99999" in mixed.output
     assert _statuses(session) == before  # all or nothing: the held one was not queued
     assert_ledger_ok(session, account_id)
-    neither = cli.invoke(app, ["messages", "release"])
+    neither = cli_env.invoke(app, ["messages", "release"])
     assert neither.exit_code == 1 and "by id or by --reason" in neither.output
 
 
-def test_it_handles_releasing_an_opt_out_confirmation(cli: CliRunner, session: Session) -> None:
+def test_it_handles_releasing_an_opt_out_confirmation(cli_env: CliRunner, session: Session) -> None:
     """A STOP confirmation held for credits goes out once they are bought: it is owed to
     the contact who opted out, so consent is not what it is checked against."""
     owner = make_account(session, credits=0)
@@ -109,7 +101,7 @@ def test_it_handles_releasing_an_opt_out_confirmation(cli: CliRunner, session: S
     assert (confirmation.status, confirmation.held_reason) == ("held", "insufficient_credits")
     Credits(session, owner.id).purchase(5)
     session.commit()
-    released = cli.invoke(app, ["messages", "release", str(confirmation.id)])
+    released = cli_env.invoke(app, ["messages", "release", str(confirmation.id)])
     assert released.exit_code == 0 and "1 queued" in released.output, released.output
     assert _statuses(session)[confirmation.id] == ("queued", None)
     assert_ledger_ok(session, owner.id)

@@ -10,7 +10,6 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
@@ -187,14 +186,6 @@ def test_it_handles_a_receipt_that_overtakes_the_sender(
 
 
 # -- the commands ---------------------------------------------------------------------
-
-
-@pytest.fixture
-def cli_env(database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
-    monkeypatch.setenv("SENDLINE_DATABASE_URL", database_url)
-    monkeypatch.setenv("SENDLINE_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("COLUMNS", "200")  # a wide terminal: table cells unwrapped
-    return CliRunner()
 
 
 def test_it_handles_the_outbox_command(

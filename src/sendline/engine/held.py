@@ -16,9 +16,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sendline.engine.pipeline import HOLD_REASONS, Pipeline
+from sendline.engine.pipeline import HOLD_REASONS, Pipeline, held_message
 from sendline.engine.replies import settle_reply
-from sendline.errors import InvalidInput, NotFound
+from sendline.errors import InvalidInput
 from sendline.sms.links import ShortenerList
 from sendline.store.engine_models import MESSAGE_STATUSES, Message
 from sendline.store.models import Account
@@ -88,26 +88,17 @@ def release(
     pipeline = Pipeline(account, shorteners)
     results = []
     for message_id in ids:
-        message = _held(session, account, message_id)
+        message = held_message(session, account.id, message_id)
         if message.kind == "reply":
             settle_reply(session, account, message, now)
         else:
-            message = pipeline.release(session, message_id, now)
+            pipeline.release_message(session, message, now)
         results.append(
             Released(
                 message.id, message.status, message.held_reason, message.detail, message.due_at
             )
         )
     return results
-
-
-def _held(session: Session, account: Account, message_id: int) -> Message:
-    message = session.get(Message, message_id)
-    if message is None or message.account_id != account.id:
-        raise NotFound(f"no message {message_id} in this account")
-    if message.status != "held":
-        raise NotFound(f"message {message_id} is {message.status}, not held")
-    return message
 
 
 def _known(value: str, allowed: Sequence[str], what: str) -> str:

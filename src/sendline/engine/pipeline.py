@@ -323,16 +323,26 @@ class Pipeline:
 
     def release(self, session: Session, message_id: int, now: datetime) -> Message:
         """Run the checks again for a held message whose cause has been fixed."""
-        message = session.get(Message, message_id)
-        if message is None or message.account_id != self.account.id:
-            raise NotFound(f"no message {message_id} in this account")
-        if message.status != "held":
-            raise NotFound(f"message {message_id} is {message.status}, not held")
+        message = held_message(session, self.account.id, message_id)
+        self.release_message(session, message, now)
+        return message
+
+    def release_message(self, session: Session, message: Message, now: datetime) -> None:
+        """`release` for a message already known to be this account's and held."""
         contact = session.get(Contact, message.contact_id) if message.contact_id else None
         if contact is None:
-            raise NotFound(f"message {message_id} has no contact any more")
+            raise NotFound(f"message {message.id} has no contact any more")
         self._settle(session, message, contact, None, now)
-        return message
+
+
+def held_message(session: Session, account_id: int, message_id: int) -> Message:
+    """The account's held message `message_id`, or NotFound saying why not."""
+    message = session.get(Message, message_id)
+    if message is None or message.account_id != account_id:
+        raise NotFound(f"no message {message_id} in this account")
+    if message.status != "held":
+        raise NotFound(f"message {message_id} is {message.status}, not held")
+    return message
 
 
 def _cap_hold(cap: int) -> Hold:
