@@ -91,6 +91,29 @@ def test_it_handles_per_row_updates_by_id(session: Session) -> None:
     assert got[untouched.id].due_at == untouched.due_at and got[untouched.id].provider_id is None
 
 
+def test_it_handles_values_shared_by_every_row(session: Session) -> None:
+    world = make_world(session)
+    first = queue_message(session, world.account, world.contact)
+    second = queue_message(session, world.account, world.contact)
+    untouched = queue_message(session, world.account, world.contact)
+    later = AT + timedelta(minutes=5)
+    update_rows(
+        session,
+        MESSAGES,
+        [{"id": first.id, "provider_id": "SM1"}, {"id": second.id, "provider_id": "SM2"}],
+        fixed={"status": "sent", "sent_at": later, "detail": None},
+    )
+    session.commit()
+    session.expire_all()
+    got = {m.id: m for m in session.scalars(select(Message))}
+    assert [(got[m.id].status, got[m.id].provider_id) for m in (first, second)] == [
+        ("sent", "SM1"),
+        ("sent", "SM2"),
+    ]
+    assert got[first.id].sent_at == later and got[second.id].detail is None
+    assert (got[untouched.id].status, got[untouched.id].sent_at) == ("queued", None)
+
+
 def test_it_handles_ids_taken_in_advance_without_collisions(session: Session) -> None:
     world = make_world(session)
     before = queue_message(session, world.account, world.contact)

@@ -34,7 +34,6 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, cast
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -42,7 +41,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sendline.engine import outbox
 from sendline.engine.outbox import Job, Outcome
 from sendline.engine.pacing import Pacer
-from sendline.engine.zones import ringing_zones
+from sendline.engine.zones import Zones, ringing_zones
 from sendline.providers.base import (
     Accepted,
     OutboundSms,
@@ -133,10 +132,11 @@ class Dispatcher:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
-    def release_claims(self) -> int:
-        """Put this worker's claimed rows that never reached the provider back in the queue."""
+    def release_claims(self, also: Sequence[Job] = ()) -> int:
+        """Put this worker's claimed rows that never reached the provider back in the
+        queue, with `also` (claimed for it, never handed to it)."""
         with self._lock:
-            ids = list(self._unsent)
+            ids = [*self._unsent, *(job.id for job in also)]
             self._unsent.clear()
         if not ids:
             return 0
@@ -152,12 +152,18 @@ class Dispatcher:
         claimed_at = self._clock()
         with self._session_factory.begin() as session:
             jobs = outbox.claim_due(session, self.worker_id, claimed_at, self.batch_size)
+        return self.dispatch_claimed(jobs, claimed_at)
+
+    def dispatch_claimed(self, jobs: Sequence[Job], claimed_at: datetime) -> int:
+        """Send messages this worker claimed at `claimed_at` (by `claim_due`, or by the
+        runner as it queued them); what is not sent goes back to the queue."""
         if not jobs:
             return 0
         with self._lock:
             self._unsent = {job.id: job for job in jobs}
         try:
-            self._send_all(jobs, claimed_at)
+            if not self._stop.is_set():
+                self._send_all(jobs, claimed_at)
         finally:
             self.release_claims()
         return len(jobs)
@@ -235,7 +241,7 @@ class Dispatcher:
             ).all()
             facts = {row[0]: row[1:] for row in rows}
             refused, later = [], []
-            windows: dict[tuple[tuple[ZoneInfo, ...], int, int], datetime] = {}
+            windows: dict[tuple[Zones, int, int], datetime] = {}
             for job in jobs:
                 consent, job.sender, zone, start, end = facts.get(job.id, _UNKNOWN)
                 if job.kind == "reply":

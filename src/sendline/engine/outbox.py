@@ -98,6 +98,41 @@ def claim_due(session: Session, worker_id: str, now: datetime, limit: int) -> li
     return _claim(session, (due, still_due), Message.due_at, limit, values)
 
 
+def claim_new(rows: Sequence[dict[str, Any]], worker_id: str, now: datetime) -> list[Job]:
+    """Claim new message rows due now for this worker, before they are written.
+
+    The runner queues a blast's messages and its own worker sends them next: writing
+    them `queued` and then claiming them back would cost an UPDATE of every row for
+    nothing. Written `sending` under our claim in the transaction that creates them,
+    they are claimed exactly as `claim_due` would claim them (R17 holds the same way:
+    a crash before the call leaves them to reconciliation, never to a second send).
+    Every row gets the claim columns, set or not: the insert is one executemany."""
+    jobs: list[Job] = []
+    for row in rows:
+        due = row["status"] == "queued" and row["due_at"] <= now
+        row["claimed_by"], row["claimed_at"] = (worker_id, now) if due else (None, None)
+        row["attempts"] = 1 if due else 0
+        if not due:
+            continue
+        row["status"] = "sending"
+        jobs.append(
+            Job(
+                row["id"],
+                row["account_id"],
+                row["contact_id"],
+                row["kind"],
+                row["to_e164"],
+                row["body"],
+                row["segments"],
+                row["reservation_id"],
+                1,
+                row["created_at"],
+                None,
+            )
+        )
+    return jobs
+
+
 def claim_stale(
     session: Session, worker_id: str, now: datetime, lease: timedelta, limit: int
 ) -> list[Job]:
@@ -176,35 +211,36 @@ def _record(
 ) -> list[tuple[int, int]]:
     """One group's outcomes; returns (account_id, reservation_id) of the rows still ours.
 
-    Two statements whatever the group's size: the status flip, whose RETURNING says
-    which rows we still held, then the per-row columns as one executemany (cached SQL,
-    unlike a CASE expression that changes with every batch).
+    Two statements whatever the group's size: which rows we still hold (locked until
+    commit on PostgreSQL; SQLite's writer holds the whole database), then one UPDATE of
+    exactly those, the group's values bound once and each row's own beside them. One
+    write per row: on PostgreSQL every UPDATE of a row is a new row version and new
+    index entries, so a status flip followed by a per-row update cost twice that.
     """
     ids = [outcome.job.id for outcome in group]
     values: dict[str, Any] = {"status": status, "updated_at": now}
     if status == "sent":
         # What it waited on (a retry's error, the rate) no longer describes it.
         values |= {"provider": provider, "sent_at": now, "error_code": None, "detail": None}
-    elif status == "queued":
-        values |= {"claimed_by": None, "claimed_at": None}
-    elif status == "deferred":
+    elif status in ("queued", "deferred"):
         values |= {"status": "queued", "claimed_by": None, "claimed_at": None}
-        values["attempts"] = Message.attempts - 1  # never attempted: no backoff owed
     rows = session.execute(
-        update(Message)
+        select(Message.id, Message.account_id, Message.reservation_id)
         .where(*ours(session, worker_id, ids))
-        .values(**values)
-        .returning(Message.id, Message.account_id, Message.reservation_id)
-        .execution_options(synchronize_session=False)
+        .with_for_update()
     ).all()
     still_ours = {row[0] for row in rows}
-    columns = _PER_ROW[status]
-    per_row = [
-        {"id": outcome.job.id, **{name: getattr(outcome, name) for name in columns}}
-        for outcome in group
-        if outcome.job.id in still_ours
-    ]
-    update_rows(session, _MESSAGES, per_row)
+    per_row = []
+    for outcome in group:
+        if outcome.job.id not in still_ours:
+            continue
+        row = {"id": outcome.job.id, **{name: getattr(outcome, name) for name in _PER_ROW[status]}}
+        if status == "deferred":
+            # Never attempted: no backoff owed. The row is locked and ours, so its count
+            # is still the one our claim set.
+            row["attempts"] = outcome.job.attempts - 1
+        per_row.append(row)
+    update_rows(session, _MESSAGES, per_row, fixed=values)
     return _reservations([(row[1], row[2]) for row in rows])
 
 

@@ -11,7 +11,7 @@ be released once its cause is fixed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -19,8 +19,9 @@ from typing import Any, cast
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
+from sendline.engine.facts import Recipient
 from sendline.engine.frequency import recent_counts
-from sendline.engine.zones import ringing_zones
+from sendline.engine.zones import Zones, ringing_zones
 from sendline.errors import InsufficientCredits, NotFound
 from sendline.rulebook import packaged_shorteners
 from sendline.sms.check import MessageRules, check_message
@@ -102,7 +103,7 @@ class Pipeline:
     # -- pure checks ----------------------------------------------------------------
 
     def draft(
-        self, contact: Contact, template: str, event: Mapping[str, Any] | None = None
+        self, contact: Recipient, template: str, event: Mapping[str, Any] | None = None
     ) -> Draft | Hold:
         """R1, R4, R5-R8, template, R10, R11, R9: everything that needs no counting."""
         refusal = self.account.sms_refusal()
@@ -130,10 +131,20 @@ class Pipeline:
         rate = self.account.credit_cost(result.sent_segments, contact.phone_region)
         return Draft(result.sent_body, result.encoding.value, result.sent_segments, rate)
 
-    def due_at(self, contact: Contact, now: datetime) -> datetime:
-        """R14: now if inside the contact's sending window, else the window's next start."""
+    def due_at(
+        self, contact: Recipient, now: datetime, seen: dict[Zones, datetime] | None = None
+    ) -> datetime:
+        """R14: now if inside the contact's sending window, else the window's next start.
+
+        `seen` caches the answer per set of zones for one `now`: a blast's numbers share
+        a handful of zone sets, and the search costs more than the rest of the row."""
         zones = ringing_zones(contact.phone_e164, contact.time_zone)
-        return next_send_time(now, zones, self.account.quiet_start, self.account.quiet_end)
+        due = seen.get(zones) if seen is not None else None
+        if due is None:
+            due = next_send_time(now, zones, self.account.quiet_start, self.account.quiet_end)
+            if seen is not None:
+                seen[zones] = due
+        return due
 
     def _template(self, source: str) -> Template | TemplateError:
         cached = self._templates.get(source)
@@ -166,7 +177,7 @@ class Pipeline:
     # -- with the database ---------------------------------------------------------
 
     def queue(
-        self, session: Session, contact: Contact, request: SmsRequest, now: datetime
+        self, session: Session, contact: Recipient, request: SmsRequest, now: datetime
     ) -> Message:
         """Create the message for one contact: queued (credits reserved) or held."""
         if request.idempotency_key is not None:
@@ -195,7 +206,7 @@ class Pipeline:
         self,
         session: Session,
         message: Message,
-        contact: Contact,
+        contact: Recipient,
         event: Mapping[str, Any] | None,
         now: datetime,
     ) -> None:
@@ -228,13 +239,19 @@ class Pipeline:
         message.updated_at = now
 
     def queue_many(
-        self, session: Session, items: Sequence[tuple[Contact, SmsRequest]], now: datetime
+        self,
+        session: Session,
+        items: Sequence[tuple[Recipient, SmsRequest]],
+        now: datetime,
+        before_insert: Callable[[list[dict[str, Any]]], None] | None = None,
     ) -> int:
         """`queue` for a batch, with set-based SQL: the blast and runner path.
 
         Same checks in the same order, same rows; one query for idempotency keys, one for
         the frequency counts, one multi-row insert, one credit lock for the batch.
-        Returns how many messages were created (steps that already ran create none).
+        `before_insert` sees the finished rows last (the runner's worker claims those
+        due now). Returns how many messages were created (steps that already ran create
+        none).
         """
         keys = [r.idempotency_key for _, r in items if r.idempotency_key is not None]
         seen = set(
@@ -253,8 +270,9 @@ class Pipeline:
             [c.id for (c, _), o in zip(fresh, outcomes, strict=True) if isinstance(o, Draft)],
             now,
         )
+        windows: dict[Zones, datetime] = {}
         rows = [
-            self._row(contact, request, outcome, counts, now)
+            self._row(contact, request, outcome, counts, now, windows)
             for (contact, request), outcome in zip(fresh, outcomes, strict=True)
         ]
         if not rows:
@@ -266,16 +284,19 @@ class Pipeline:
         queued = [row for row in rows if row["status"] == "queued"]
         if queued:
             self._reserve_batch(session, queued, now)
+        if before_insert is not None:
+            before_insert(rows)
         insert_rows(session, _MESSAGES, rows)
         return len(rows)
 
     def _row(
         self,
-        contact: Contact,
+        contact: Recipient,
         request: SmsRequest,
         outcome: Draft | Hold,
         counts: dict[int, int],
         now: datetime,
+        windows: dict[Zones, datetime],
     ) -> dict[str, Any]:
         if isinstance(outcome, Draft):
             if counts.get(contact.id, 0) >= self.account.frequency_cap:
@@ -304,7 +325,7 @@ class Pipeline:
             return row
         row.update(status="queued", held_reason=None, detail=None)
         row.update(body=outcome.body, encoding=outcome.encoding, segments=outcome.segments)
-        row.update(credits=outcome.credits, due_at=self.due_at(contact, now))
+        row.update(credits=outcome.credits, due_at=self.due_at(contact, now, windows))
         return row
 
     def _reserve_batch(self, session: Session, queued: list[dict[str, Any]], now: datetime) -> None:
@@ -360,7 +381,7 @@ def hold(message: Message, why: Hold, now: datetime) -> None:
     message.updated_at = now
 
 
-def _values(contact: Contact, event: Mapping[str, Any] | None) -> dict[str, str | None]:
+def _values(contact: Recipient, event: Mapping[str, Any] | None) -> dict[str, str | None]:
     values: dict[str, str | None] = {
         "FIRSTNAME": contact.first_name,
         "LASTNAME": contact.last_name,

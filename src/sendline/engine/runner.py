@@ -1,18 +1,17 @@
 """The runner: advances due automation runs, a batch at a time, exactly once per step.
 
 A run is a row: the next step to run, the number of steps done, when it is next due.
-A worker claims a batch of due runs (a short transaction that stamps `claimed_by` and a
-lease; `FOR UPDATE SKIP LOCKED` lets workers on PostgreSQL claim side by side, SQLite
-serializes them with `BEGIN IMMEDIATE`), then advances them in ONE transaction that
-holds both the steps' effects (messages, tags, new runs) and the runs' new positions.
-So a step's effect is committed exactly when the run moves past it: a crash before the
-commit loses both and the run resumes where it stood once its lease expires; a
-`send_sms` replayed after a lost commit finds its message by idempotency key
-(`run:<id>:<steps done>`) and never sends twice.
+A worker locks a batch of due runs (`FOR UPDATE SKIP LOCKED` lets workers on PostgreSQL
+take batches side by side; SQLite serializes them with `BEGIN IMMEDIATE`) and advances
+them in the SAME transaction, which holds both the steps' effects (messages, tags, new
+runs) and the runs' new positions. So a step's effect is committed exactly when the run
+moves past it: a crash before the commit loses both, and the runs are due again at
+once (no claim to wait out); a `send_sms` replayed after a lost commit finds its
+message by idempotency key (`run:<id>:<steps done>`) and never sends twice.
 
 If one run of a batch raises, the batch is rolled back and its runs are redone one per
 transaction, so a bad run fails alone. Database outages are not a run's fault: the
-error propagates and the leases bring the runs back.
+error propagates and the rollback leaves the runs due.
 
 Waits set `due_at` (and `wait_until`). Any change to the contact made through
 `actions` wakes its sleeping runs (due now); the runner then checks the goals ahead of
@@ -28,10 +27,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from sendline.engine import outbox
 from sendline.engine.actions import Actions
 from sendline.engine.automations import load_definition
 from sendline.engine.conditions import RunScope, holds
@@ -44,12 +44,14 @@ from sendline.engine.definitions import (
     Step,
     WaitStep,
 )
+from sendline.engine.facts import ContactFacts, Recipient, load_facts
+from sendline.engine.outbox import Job
 from sendline.engine.pipeline import Pipeline, SmsRequest
 from sendline.engine.zones import local_zone
 from sendline.errors import SendlineError
 from sendline.sms.links import ShortenerList
 from sendline.store.engine_models import Automation, AutomationRun, AutomationVersion
-from sendline.store.models import Account, Contact
+from sendline.store.models import Account
 from sendline.store.sets import among
 from sendline.store.types import utcnow
 
@@ -62,7 +64,7 @@ _RUN_COLUMNS = [
     for name in "id account_id automation_id version_id contact_id step_id steps_done due_at "
     "wait_until context created_at".split()
 ]
-# What a batch changes, written back in one go (with the claim released).
+# What a batch changes, written back in one go.
 _POSITION = ("status", "step_id", "steps_done", "due_at", "wait_until", "error")
 
 
@@ -98,12 +100,17 @@ class _Batch:
 
     session: Session
     now: datetime
-    contacts: dict[int, Contact]
+    contacts: dict[int, ContactFacts]
     definitions: dict[int, AutomationDefinition]
     pipelines: dict[int, Pipeline]
-    live: set[int]  # automations still active
     touched: dict[int, set[int]] = field(default_factory=dict)  # contact -> runs that acted
-    sends: list[tuple[int, Contact, SmsRequest]] = field(default_factory=list)
+    sends: list[tuple[int, ContactFacts, SmsRequest]] = field(default_factory=list)
+    claim_for: str | None = None  # the worker that claims the messages queued due now
+    claimed: list[Job] = field(default_factory=list)
+
+    def _claim(self, rows: list[dict[str, Any]]) -> None:
+        assert self.claim_for is not None
+        self.claimed.extend(outbox.claim_new(rows, self.claim_for, self.now))
 
     def queue_sends(self) -> None:
         """Queue the batch's pending send_sms steps (before anything reads messages).
@@ -111,11 +118,12 @@ class _Batch:
         Collected, then queued per account with set-based SQL (`Pipeline.queue_many`), in
         the same transaction as the runs' new positions.
         """
-        by_account: dict[int, list[tuple[Contact, SmsRequest]]] = {}
+        by_account: dict[int, list[tuple[Recipient, SmsRequest]]] = {}
         for account_id, contact, request in self.sends:
             by_account.setdefault(account_id, []).append((contact, request))
+        claim = self._claim if self.claim_for is not None else None
         for account_id, items in by_account.items():
-            self.pipelines[account_id].queue_many(self.session, items, self.now)
+            self.pipelines[account_id].queue_many(self.session, items, self.now, claim)
         self.sends.clear()
 
 
@@ -128,14 +136,18 @@ class Runner:
         *,
         worker_id: str,
         batch_size: int = 200,
-        lease: timedelta = timedelta(seconds=60),
         clock: Callable[[], datetime] = utcnow,
         shorteners: ShortenerList | None = None,
+        claim_sends: bool = False,
     ) -> None:
         self._sessions = session_factory
+        # With its worker's dispatcher next in line, the runner claims the messages it
+        # queues due now (`outbox.claim_new`); `take_claimed` hands them over.
+        self.claim_sends = claim_sends
+        self._claimed: list[Job] = []
+        self._claimed_at: datetime | None = None
         self.worker_id = worker_id
         self.batch_size = batch_size
-        self.lease = lease
         self._clock = clock
         self._shorteners = shorteners
 
@@ -144,76 +156,77 @@ class Runner:
         so a worker can interleave sending); returns the runs advanced."""
         total = batches = 0
         while max_batches is None or batches < max_batches:
-            claimed = self.claim()
-            if not claimed:
+            advanced = self.advance_due()
+            if not advanced:
                 break
-            total += self.process(claimed)
+            total += advanced
             batches += 1
         return total
 
-    def claim(self) -> list[int]:
-        """Claim up to batch_size due runs of active automations (committed at once)."""
-        with self._sessions.begin() as session:
-            now = self._clock()
-            query = (
-                select(AutomationRun.id)
-                .join(Automation, Automation.id == AutomationRun.automation_id)
-                .where(
-                    AutomationRun.status == "active",
-                    AutomationRun.due_at <= now,
-                    Automation.status == "active",
-                    or_(AutomationRun.claimed_until.is_(None), AutomationRun.claimed_until <= now),
-                )
-                .order_by(AutomationRun.due_at)  # the index order: no sort of every due run
-                .limit(self.batch_size)
-                .with_for_update(skip_locked=True, of=AutomationRun)
-            )
-            ids = list(session.scalars(query))
-            if ids:
-                session.execute(
-                    update(AutomationRun)
-                    .where(among(session, AutomationRun.id, ids))
-                    .values(claimed_by=self.worker_id, claimed_until=now + self.lease)
-                    .execution_options(synchronize_session=False)
-                )
-            return ids
+    def take_claimed(self) -> tuple[list[Job], datetime | None]:
+        """The messages claimed for this worker since the last call (committed), and
+        when the oldest of them was claimed."""
+        claimed, claimed_at = self._claimed, self._claimed_at
+        self._claimed, self._claimed_at = [], None
+        return claimed, claimed_at
 
-    def process(self, run_ids: list[int]) -> int:
-        """Advance claimed runs in one transaction; a failing batch is redone run by run."""
+    def advance_due(self, run_id: int | None = None) -> int:
+        """Lock up to batch_size due runs (or just `run_id`, if due) and advance them in
+        one transaction; a batch that fails is redone run by run. Returns the runs
+        advanced (a run that failed on its own counts: it moved, to `failed`)."""
+        now = self._clock()
+        locked: list[int] = []
         try:
             with self._sessions.begin() as session:
-                return self._advance_batch(session, run_ids)
+                runs = self._lock_due(session, now, run_id)
+                locked = [run.id for run in runs]
+                claimed = self._advance_batch(session, runs, now)
+            if claimed:  # committed: they are this worker's to send now
+                self._claimed_at = self._claimed_at or now
+                self._claimed.extend(claimed)
+            return len(runs)
         except DBAPIError as exc:
             if not isinstance(exc, IntegrityError | DataError):
-                raise  # the database, not the run: leases bring the runs back later
+                raise  # the database, not the run: the rollback left the runs due
             error: Exception = exc
         except Exception as exc:  # noqa: BLE001 - any bug in one run must not stop the rest
             error = exc
-        if len(run_ids) == 1:
-            log.error("automation run %s failed: %s", run_ids[0], error)
-            self._fail(run_ids[0], error)
-            return 1
-        return sum(self.process([run_id]) for run_id in run_ids)
+        if run_id is None:
+            return sum(self.advance_due(each) for each in locked)
+        log.error("automation run %s failed: %s", run_id, error)
+        self._fail(run_id, error)
+        return 1
+
+    def _lock_due(self, session: Session, now: datetime, run_id: int | None) -> list[RunState]:
+        """The due runs of active automations, locked until the batch commits: `FOR
+        UPDATE SKIP LOCKED` lets workers on PostgreSQL take batches side by side; SQLite
+        transactions start with BEGIN IMMEDIATE, so one writer at a time."""
+        query = (
+            select(*_RUN_COLUMNS)
+            .join(Automation, Automation.id == AutomationRun.automation_id)
+            .where(
+                AutomationRun.status == "active",
+                AutomationRun.due_at <= now,
+                Automation.status == "active",
+            )
+            .order_by(AutomationRun.due_at)  # the index order: no sort of every due run
+            .limit(self.batch_size)
+            .with_for_update(skip_locked=True, of=AutomationRun)
+        )
+        if run_id is not None:
+            query = query.where(AutomationRun.id == run_id)
+        return [RunState(*row) for row in session.execute(query)]
 
     # -- one batch -----------------------------------------------------------------
 
-    def _advance_batch(self, session: Session, run_ids: list[int]) -> int:
-        now = self._clock()
-        rows = session.execute(
-            select(*_RUN_COLUMNS)
-            .where(
-                among(session, AutomationRun.id, run_ids),
-                AutomationRun.claimed_by == self.worker_id,
-            )
-            .with_for_update()
-        )
-        runs = [RunState(*row) for row in rows]
+    def _advance_batch(self, session: Session, runs: list[RunState], now: datetime) -> list[Job]:
+        """Advance the runs; returns the messages claimed for this worker."""
         if not runs:
-            return 0
+            return []
         batch = self._load(session, runs, now)
+        batch.claim_for = self.worker_id if self.claim_sends else None
         for run in runs:
-            if run.automation_id in batch.live:
-                self._advance(batch, run)
+            self._advance(batch, run)
         batch.queue_sends()
         for run in runs:
             # Woken by another run of the same contact after it went back to sleep.
@@ -221,11 +234,10 @@ class Runner:
             if others and run.status == "active" and run.due_at and run.due_at > now:
                 run.due_at = now
         _write_back(session, runs, now)
-        return len(runs)
+        return batch.claimed
 
     def _load(self, session: Session, runs: list[RunState], now: datetime) -> _Batch:
         contact_ids = {r.contact_id for r in runs}
-        contacts = session.scalars(select(Contact).where(among(session, Contact.id, contact_ids)))
         versions = session.execute(
             select(AutomationVersion.id, AutomationVersion.definition).where(
                 AutomationVersion.id.in_({r.version_id for r in runs})
@@ -233,31 +245,23 @@ class Runner:
         )
         account_ids = {r.account_id for r in runs}
         accounts = session.scalars(select(Account).where(Account.id.in_(account_ids)))
-        live = session.scalars(
-            select(Automation.id).where(
-                Automation.id.in_({r.automation_id for r in runs}), Automation.status == "active"
-            )
-        )
         return _Batch(
             session=session,
             now=now,
-            contacts={c.id: c for c in contacts},
+            contacts=load_facts(session, contact_ids),
             definitions={vid: load_definition(data) for vid, data in versions},
             pipelines={a.id: Pipeline(a, self._shorteners) for a in accounts},
-            live=set(live),
         )
 
     def _fail(self, run_id: int, error: Exception) -> None:
         with self._sessions.begin() as session:
             session.execute(
                 update(AutomationRun)
-                .where(AutomationRun.id == run_id, AutomationRun.claimed_by == self.worker_id)
+                .where(AutomationRun.id == run_id, AutomationRun.status == "active")
                 .values(
                     status="failed",
                     error=f"{type(error).__name__}: {error}"[:2000],
                     due_at=None,
-                    claimed_by=None,
-                    claimed_until=None,
                     updated_at=self._clock(),
                 )
             )
@@ -335,6 +339,8 @@ class Runner:
             run.end("failed", f"step {step.id}: {exc.message}")
             return
         batch.touched.setdefault(run.contact_id, set()).add(run.id)
+        # Later steps of this pass read the contact as the change left it.
+        batch.contacts.update(load_facts(batch.session, [run.contact_id]))
 
 
 def _holds(batch: _Batch, run: RunState, step: IfElseStep | GoalStep) -> bool:
@@ -378,7 +384,7 @@ def _write_back(session: Session, runs: list[RunState], now: datetime) -> None:
     groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
     for run in runs:
         groups[run.position()].append(run.id)
-    release = {"claimed_by": None, "claimed_until": None, "updated_at": now}
+    release = {"updated_at": now}
     if len(groups) * 4 > len(runs):
         rows = [
             {"id": run.id, **dict(zip(_POSITION, run.position(), strict=True)), **release}

@@ -70,6 +70,7 @@ class Worker:
             worker_id=options.worker_id,
             batch_size=options.batch_size,
             shorteners=options.shorteners,
+            claim_sends=True,
         )
         self.dispatcher = Dispatcher(
             session_factory,
@@ -91,6 +92,11 @@ class Worker:
     def step(self) -> int:
         """One pass over every kind of due work; returns how many items were handled."""
         done = self.step_runs()
+        # The messages the runs just queued due now are already ours: sent (or, when
+        # stopping, put back in the queue) before anything else.
+        jobs, claimed_at = self.runner.take_claimed()
+        if claimed_at is not None:
+            done += self.dispatcher.dispatch_claimed(jobs, claimed_at)
         if self._stop.is_set():
             return done
         return done + self.step_sends()
@@ -137,7 +143,8 @@ class Worker:
                     self.idle_since = self.idle_since or time.monotonic()
                     self._stop.wait(self.options.idle_sleep)
         finally:
-            released = self.dispatcher.release_claims()
+            # With the runner's claims a failed pass left behind.
+            released = self.dispatcher.release_claims(self.runner.take_claimed()[0])
             log.info("worker %s stopped (%d claims released)", self.options.worker_id, released)
 
     def stop(self) -> None:

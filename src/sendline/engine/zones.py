@@ -16,10 +16,11 @@ def _zone(name: str) -> ZoneInfo | None:
         return None
 
 
-_ZONES_BY_PREFIX: dict[str, tuple[ZoneInfo, ...]] = {}
+Zones = tuple[ZoneInfo, ...]  # every zone a number may ring in
+_ZONES_BY_PREFIX: dict[str, Zones] = {}
 
 
-def _zones_of_number(e164: str) -> tuple[ZoneInfo, ...]:
+def _zones_of_number(e164: str) -> Zones:
     # libphonenumber maps zones by prefix, at most 9 digits after the "+", so numbers
     # sharing those digits share zones: keyed by them, a blast to a million numbers
     # parses a few thousand.
@@ -32,7 +33,7 @@ def _zones_of_number(e164: str) -> tuple[ZoneInfo, ...]:
     return zones
 
 
-def ringing_zones(e164: str | None, stored: str | None) -> tuple[ZoneInfo, ...]:
+def ringing_zones(e164: str | None, stored: str | None) -> Zones:
     """Every zone the number may ring in (R14); the stored zone is the fallback when
     libphonenumber cannot tell."""
     if e164 is not None:

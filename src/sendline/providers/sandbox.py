@@ -27,7 +27,6 @@ import contextlib
 import random
 import re
 import threading
-import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -119,6 +118,10 @@ class SandboxProvider:
         self.report_delay = report_delay
         self._rng = rng or random.Random()
         self._rng_lock = threading.Lock()
+        # Ids from their own generator, seeded from the OS: never from a test's seeded
+        # `rng` (two sandboxes would hand out the same ids), and without uuid4's system
+        # call per message.
+        self._ids = random.Random()
         self._clock = clock
         engine = _carrier_engine(session_factory)
         self._carrier = _CarrierLog(engine) if engine is not None else None
@@ -239,7 +242,7 @@ class SandboxProvider:
 
     def _new_record(self, sms: OutboundSms, failure: str | None, now: datetime) -> dict[str, Any]:
         return {
-            "provider_id": f"SM{uuid.uuid4().hex}",
+            "provider_id": f"SM{self._ids.getrandbits(128):032x}",
             "message_ref": sms.message_id,
             "sender": sms.sender,
             "to": sms.to,

@@ -110,8 +110,6 @@ class AutomationRun(Base):
     wait_until: Mapped[datetime | None] = mapped_column()
     context: Mapped[dict[str, Any]] = mapped_column(default=dict)
     enrollment_key: Mapped[str | None] = mapped_column(String(200))
-    claimed_by: Mapped[str | None] = mapped_column(String(100))
-    claimed_until: Mapped[datetime | None] = mapped_column()
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

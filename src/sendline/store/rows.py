@@ -61,9 +61,14 @@ def write_rows(raw: Any, dialect: Dialect, table: Table, rows: Sequence[Mapping[
 
 
 def update_rows(
-    session: Session, table: Table, rows: Sequence[Mapping[str, Any]], key: str = "id"
+    session: Session,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    key: str = "id",
+    fixed: Mapping[str, Any] | None = None,
 ) -> None:
-    """Set, for each row, its columns on the table row whose `key` matches."""
+    """Set, for each row, its columns on the table row whose `key` matches, and the
+    `fixed` values (the same for every row: bound once, not once a row)."""
     if not rows:
         return
     connection = session.connection()
@@ -72,23 +77,28 @@ def update_rows(
     quote = dialect.identifier_preparer.quote
     target, qkey = quote(table.name), quote(key)
     converted = _columns(table, dialect, [key, *names], rows)
+    fixed = fixed or {}
+    constants = _row(table, dialect, fixed) if fixed else []
     raw = connection.connection.dbapi_connection
     with closing(raw.cursor()) as cursor:  # type: ignore[union-attr]
         if dialect.name == "postgresql":
             arrays = [
                 f"%s::{table.c[name].type.compile(dialect=dialect)}[]" for name in (key, *names)
             ]
-            sets = ", ".join(f"{quote(name)} = v.{quote(name)}" for name in names)
+            sets = ", ".join(
+                [f"{quote(name)} = %s" for name in fixed]
+                + [f"{quote(name)} = v.{quote(name)}" for name in names]
+            )
             cursor.execute(
                 f"UPDATE {target} SET {sets} FROM unnest({', '.join(arrays)}) "
-                f"AS v({qkey}, {', '.join(map(quote, names))}) WHERE {target}.{qkey} = v.{qkey}",
-                converted,
+                f"AS v({', '.join(map(quote, [key, *names]))}) WHERE {target}.{qkey} = v.{qkey}",
+                [*constants, *converted],
             )
         else:
-            sets = ", ".join(f"{quote(name)} = ?" for name in names)
+            sets = ", ".join(f"{quote(name)} = ?" for name in (*fixed, *names))
             cursor.executemany(
                 f"UPDATE {target} SET {sets} WHERE {qkey} = ?",
-                list(zip(*converted[1:], converted[0], strict=True)),
+                [(*constants, *row) for row in zip(*converted[1:], converted[0], strict=True)],
             )
 
 
