@@ -50,6 +50,16 @@ def test_it_handles_an_insert_read_back_like_the_orm(session: Session) -> None:
     assert first.sender is None and first.error_code is None
 
 
+def test_it_handles_a_whole_second_as_the_orm_writes_it(session: Session) -> None:
+    # SQLite compares timestamps as text: a row written here must match a value bound
+    # by SQLAlchemy, microseconds included even when they are zero.
+    whole = AT.replace(microsecond=0)
+    insert_rows(session, SANDBOX, [_carrier_record("SMw", accepted_at=whole)])
+    session.commit()
+    same = select(SandboxMessage.provider_id).where(SandboxMessage.accepted_at == whole)
+    assert session.scalars(same).all() == ["SMw"]
+
+
 def test_it_handles_nothing_to_write(session: Session) -> None:
     insert_rows(session, SANDBOX, [])
     update_rows(session, MESSAGES, [])

@@ -128,7 +128,10 @@ def _columns(
     converted = []
     for name in names:
         values = [row[name] for row in rows]
-        processor = table.c[name].type.bind_processor(dialect)
+        # The dialect's own form of the type: on SQLite, the timestamp text exactly as
+        # the ORM writes it (with microseconds, which sqlite3's own adapter leaves out
+        # at whole seconds, and which it would format again for every row).
+        processor = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
         if processor is not None:
             convert: Callable[[Any], Any] = processor
             if isinstance(table.c[name].type, UTCDateTime):
