@@ -7,6 +7,12 @@ SQLite's `BEGIN IMMEDIATE` serializes its single writer), marked `sending` and c
 left `sending` is never blindly sent again but reconciled (`reconcile`) by asking the
 provider whether it has it.
 
+Messages an automation step queues due now skip the claim: the worker's runner writes
+them `sending` under this worker's claim in the transaction that creates them
+(`outbox.claim_new`), and the worker hands them to `dispatch_claimed` next. R17 holds
+the same way (the claim is committed before any call; a crash leaves them to
+`reconcile`), for one row write less per message and one poll less of latency.
+
 Right before the calls, consent is read again (R13: an opt-out that arrived after
 queueing wins), and again every second while a rate-limited batch drains.
 

@@ -21,7 +21,6 @@ the run and, if none holds, puts it back to sleep until `wait_until`.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -47,51 +46,18 @@ from sendline.engine.definitions import (
 from sendline.engine.facts import ContactFacts, Recipient, load_facts
 from sendline.engine.outbox import Job
 from sendline.engine.pipeline import Pipeline, SmsRequest
+from sendline.engine.positions import RUN_COLUMNS, RunState, write_back
 from sendline.engine.zones import local_zone
 from sendline.errors import SendlineError
 from sendline.sms.links import ShortenerList
 from sendline.store.engine_models import Automation, AutomationRun, AutomationVersion
 from sendline.store.models import Account
-from sendline.store.sets import among
 from sendline.store.types import utcnow
 
 log = logging.getLogger(__name__)
 
 MAX_STEPS_PER_PASS = 100  # more steps than this without a wait: an if_else loops back
 GOAL_RECHECK = timedelta(days=1)  # a run waiting at a goal looks again at least daily
-_RUN_COLUMNS = [
-    getattr(AutomationRun, name)
-    for name in "id account_id automation_id version_id contact_id step_id steps_done due_at "
-    "wait_until context created_at".split()
-]
-# What a batch changes, written back in one go.
-_POSITION = ("status", "step_id", "steps_done", "due_at", "wait_until", "error")
-
-
-@dataclass(slots=True)
-class RunState:
-    """A run's position while a batch advances it; written back in one bulk UPDATE."""
-
-    id: int
-    account_id: int
-    automation_id: int
-    version_id: int
-    contact_id: int
-    step_id: str | None
-    steps_done: int
-    due_at: datetime | None
-    wait_until: datetime | None
-    context: dict[str, Any]
-    created_at: datetime
-    status: str = "active"
-    error: str | None = None
-
-    def end(self, status: str, error: str | None = None) -> None:
-        self.status, self.error = status, error
-        self.step_id = self.due_at = self.wait_until = None
-
-    def position(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in _POSITION)
 
 
 @dataclass
@@ -202,7 +168,7 @@ class Runner:
         UPDATE SKIP LOCKED` lets workers on PostgreSQL take batches side by side; SQLite
         transactions start with BEGIN IMMEDIATE, so one writer at a time."""
         query = (
-            select(*_RUN_COLUMNS)
+            select(*RUN_COLUMNS)
             .join(Automation, Automation.id == AutomationRun.automation_id)
             .where(
                 AutomationRun.status == "active",
@@ -233,7 +199,7 @@ class Runner:
             others = batch.touched.get(run.contact_id, set()) - {run.id}
             if others and run.status == "active" and run.due_at and run.due_at > now:
                 run.due_at = now
-        _write_back(session, runs, now)
+        write_back(session, runs, now)
         return batch.claimed
 
     def _load(self, session: Session, runs: list[RunState], now: datetime) -> _Batch:
@@ -372,33 +338,6 @@ def _reach_goal(batch: _Batch, run: RunState, definition: AutomationDefinition) 
             run.wait_until = None
             return True
     return False
-
-
-def _write_back(session: Session, runs: list[RunState], now: datetime) -> None:
-    """Store the runs' new positions: one UPDATE per distinct position.
-
-    A campaign moves thousands of runs to the same place (all completed, all waiting
-    until the same moment), so grouping makes a batch a handful of statements; when
-    positions are mostly distinct it falls back to one executemany by primary key.
-    """
-    groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
-    for run in runs:
-        groups[run.position()].append(run.id)
-    release = {"updated_at": now}
-    if len(groups) * 4 > len(runs):
-        rows = [
-            {"id": run.id, **dict(zip(_POSITION, run.position(), strict=True)), **release}
-            for run in runs
-        ]
-        session.execute(update(AutomationRun), rows)
-        return
-    for position, ids in groups.items():
-        session.execute(
-            update(AutomationRun)
-            .where(among(session, AutomationRun.id, ids))
-            .values(**dict(zip(_POSITION, position, strict=True)), **release)
-            .execution_options(synchronize_session=False)
-        )
 
 
 def _next_id(definition: AutomationDefinition, index: int) -> str | None:
