@@ -91,7 +91,7 @@ class Worker:
 
     def step(self) -> int:
         """One pass over every kind of due work; returns how many items were handled."""
-        done = self.step_runs()
+        done = self._step_runs()
         # The messages the runs just queued due now are already ours: sent (or, when
         # stopping, put back in the queue) before anything else.
         jobs, claimed_at = self.runner.take_claimed()
@@ -99,9 +99,9 @@ class Worker:
             done += self.dispatcher.dispatch_claimed(jobs, claimed_at)
         if self._stop.is_set():
             return done
-        return done + self.step_sends()
+        return done + self._step_sends()
 
-    def step_runs(self) -> int:
+    def _step_runs(self) -> int:
         """Due automation runs (a few batches), planner statistics, date triggers."""
         monotonic = time.monotonic()
         # Statistics before the batches: a blast's first batches are the ones planned blind.
@@ -115,7 +115,7 @@ class Worker:
                 done += scan_date_triggers(session, now=self.clock())
         return done
 
-    def step_sends(self) -> int:
+    def _step_sends(self) -> int:
         """One batch of due messages, the sandbox's receipts, reconciliation when due."""
         done = self.dispatcher.dispatch_due()
         if self.sandbox is not None:
