@@ -17,9 +17,10 @@ from sendline.engine.statuses import (
     settle_reservations,
 )
 from sendline.providers.base import DeliveryReport
-from sendline.store.credits import Credits, grant_monthly
+from sendline.store.credits import Credits
 from sendline.store.engine_models import MESSAGE_STATUSES
 from sendline.store.models import LedgerEntry
+from sendline.store.monthly import grant_monthly
 from tests.engine.factories import (
     NOW,
     assert_ledger_ok,

@@ -11,8 +11,9 @@ import random
 from typing import Any
 
 from sendline.errors import InsufficientCredits
-from sendline.store.credits import Credits, grant_monthly
+from sendline.store.credits import Credits
 from sendline.store.db import create_engine_for, session_factory
+from sendline.store.monthly import grant_monthly
 
 
 def context() -> Any:

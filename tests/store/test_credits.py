@@ -17,8 +17,9 @@ from sendline.errors import (
     NotFound,
 )
 from sendline.store.accounts import Accounts
-from sendline.store.credits import Balance, Credits, grant_monthly
+from sendline.store.credits import Balance, Credits
 from sendline.store.models import LedgerEntry
+from sendline.store.monthly import grant_monthly
 from tests.store import racers
 from tests.store.conftest import LEGACY, MakeAccount
 

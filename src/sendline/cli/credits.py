@@ -9,7 +9,8 @@ from rich.table import Table
 
 from sendline.cli.common import console
 from sendline.cli.db import AccountOption, guarded, open_store, resolve_account
-from sendline.store.credits import Credits, check_period, grant_monthly, period_of
+from sendline.store.credits import Credits
+from sendline.store.monthly import check_period, grant_monthly, period_of
 from sendline.store.types import utcnow
 
 app = typer.Typer(

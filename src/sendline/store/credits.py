@@ -9,9 +9,9 @@ change to each bucket (free_delta, purchased_delta, reserved_delta), so at every
 
 and `amount` is the size of the operation. A reservation takes free credits first, then
 purchased ones, and remembers the split: a release or refund returns each part to the
-bucket it came from. Free credits do not roll over: the monthly job expires what is left,
-and free credits that come back after their period ended (a late release or refund) are
-expired on the spot.
+bucket it came from. Free credits do not roll over: the monthly job (store/monthly.py)
+expires what is left, and free credits that come back after their period ended (a late
+release or refund) are expired on the spot.
 
 Concurrency. Every change locks the account's balance row first (SELECT ... FOR UPDATE
 on PostgreSQL; SQLite transactions start with BEGIN IMMEDIATE), so two processes can
@@ -20,9 +20,8 @@ never both spend the same credit, and the CHECK constraints (>= 0) stand behind 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import cast
 
 from sqlalchemy import Table, func, select
@@ -41,7 +40,6 @@ from sendline.store.rows import insert_rows
 
 MAX_PURCHASE = 10_000_000
 _LEDGER = cast(Table, LedgerEntry.__table__)
-_PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
 @dataclass(frozen=True)
@@ -79,15 +77,6 @@ class LedgerAudit:
     @property
     def ok(self) -> bool:
         return self.balance == self.ledger
-
-
-@dataclass(frozen=True)
-class MonthlyResult:
-    account_id: int
-    period: str
-    granted: int
-    expired: int
-    skipped: str | None = None  # why nothing was granted, if so
 
 
 class Credits:
@@ -149,10 +138,10 @@ class Credits:
 
     def purchase(self, amount: int, *, note: str | None = None) -> LedgerEntry:
         """Buy credits (R2: a current account needs the add-on first). They never expire."""
-        self._account().require_sms()
+        self.account().require_sms()
         _check_amount(amount, MAX_PURCHASE)
-        row = self._lock()
-        return self._append(row, "purchase", amount, purchased=amount, note=note)
+        row = self.lock_balance()
+        return self.append_entry(row, "purchase", amount, purchased=amount, note=note)
 
     def reserve(self, amount: int, *, message_id: int | None = None) -> Reservation:
         """Hold credits for a message: free ones first, then purchased ones.
@@ -160,9 +149,9 @@ class Credits:
         Idempotent per message: reserving again for a message that already holds an open
         reservation of the same amount returns that reservation.
         """
-        self._account().require_sms()
+        self.account().require_sms()
         _check_amount(amount, MAX_PURCHASE)
-        row = self._lock()
+        row = self.lock_balance()
         if message_id is not None:
             existing = self.open_reservation_for(message_id)
             if existing is not None:
@@ -176,7 +165,7 @@ class Credits:
         if amount > available:
             raise InsufficientCredits(f"{amount} credits needed, {available} available")
         from_free = min(row.free, amount)
-        entry = self._append(
+        entry = self.append_entry(
             row,
             "reserve",
             amount,
@@ -195,8 +184,8 @@ class Credits:
         advance) instead of a lock, an insert and an update per message. Same entries
         as `reserve`.
         """
-        self._account().require_sms()
-        row = self._lock()
+        self.account().require_sms()
+        row = self.lock_balance()
         now = datetime.now(UTC)
         entries: list[dict[str, object]] = []
         placed: list[bool] = []
@@ -235,10 +224,10 @@ class Credits:
 
     def charge(self, reservation_id: int) -> LedgerEntry:
         """Settle an open reservation: the held credits are spent."""
-        row = self._lock()
+        row = self.lock_balance()
         entry, state = self._reserve_entry_and_state(reservation_id)
         _expect_state(reservation_id, state, "open", "charge")
-        return self._append(
+        return self.append_entry(
             row,
             "charge",
             entry.amount,
@@ -249,10 +238,10 @@ class Credits:
 
     def release(self, reservation_id: int) -> LedgerEntry:
         """Cancel an open reservation: credits go back to the buckets they came from."""
-        row = self._lock()
+        row = self.lock_balance()
         entry, state = self._reserve_entry_and_state(reservation_id)
         _expect_state(reservation_id, state, "open", "release")
-        released = self._append(
+        released = self.append_entry(
             row,
             "release",
             entry.amount,
@@ -267,10 +256,10 @@ class Credits:
 
     def refund(self, reservation_id: int) -> LedgerEntry:
         """Give back the credits of a charged reservation (e.g. the provider failed)."""
-        row = self._lock()
+        row = self.lock_balance()
         entry, state = self._reserve_entry_and_state(reservation_id)
         _expect_state(reservation_id, state, "charged", "refund")
-        refunded = self._append(
+        refunded = self.append_entry(
             row,
             "refund",
             entry.amount,
@@ -282,44 +271,17 @@ class Credits:
         self._forfeit_stale_free(row, entry)
         return refunded
 
-    def apply_monthly(self, period: str) -> MonthlyResult:
-        """Expire last period's unused free credits and grant this period's (R2).
+    # -- building blocks (the operations above, and store/monthly.py) -------------
 
-        Idempotent: the balance lock serializes concurrent runs, and a unique index on
-        (account, kind, period) stands behind it.
-        """
-        account = self._account()
-        row = self._lock()
-        last_grant = self._last_period("grant")
-        if last_grant is not None and last_grant >= period:
-            return MonthlyResult(self.account_id, period, 0, 0, f"already granted {last_grant}")
-        expired = row.free
-        if expired:
-            closing = last_grant if self._last_period("expire") != last_grant else None
-            self._append(
-                row,
-                "expire",
-                expired,
-                free=-expired,
-                period=closing,
-                note="unused free credits expire at the end of their month",
-            )
-        allowance = account.monthly_free_credits
-        if not allowance:
-            return MonthlyResult(self.account_id, period, 0, expired, "not eligible")
-        note = f"monthly free credits ({account.tier}, legacy)"
-        self._append(row, "grant", allowance, free=allowance, period=period, note=note)
-        return MonthlyResult(self.account_id, period, allowance, expired)
-
-    # -- internals ---------------------------------------------------------------
-
-    def _account(self) -> Account:
+    def account(self) -> Account:
+        """The account (NotFound if it is gone)."""
         account = self._session.get(Account, self.account_id)
         if account is None:
             raise NotFound(f"no account with id {self.account_id}")
         return account
 
-    def _lock(self) -> CreditBalance:
+    def lock_balance(self) -> CreditBalance:
+        """Lock the balance row for this transaction: every change starts here."""
         row = self._session.scalars(
             select(CreditBalance)
             .where(CreditBalance.account_id == self.account_id)
@@ -330,7 +292,7 @@ class Credits:
             raise NotFound(f"no account with id {self.account_id}")
         return row
 
-    def _append(
+    def append_entry(
         self,
         row: CreditBalance,
         kind: str,
@@ -365,6 +327,8 @@ class Credits:
         self._session.add(entry)
         self._session.flush()
         return entry
+
+    # -- internals ---------------------------------------------------------------
 
     def _reserve_entry(self, reservation_id: int) -> LedgerEntry:
         entry = self._session.scalars(
@@ -409,13 +373,6 @@ class Credits:
             state=state or self._state(entry.id),
         )
 
-    def _last_period(self, kind: str) -> str | None:
-        return self._session.scalars(
-            select(func.max(LedgerEntry.period)).where(
-                LedgerEntry.account_id == self.account_id, LedgerEntry.kind == kind
-            )
-        ).first()
-
     def _forfeit_stale_free(self, row: CreditBalance, reserve: LedgerEntry) -> None:
         """Free credits returned after their month was closed expire at once (R2)."""
         returned = -reserve.free_delta
@@ -429,7 +386,7 @@ class Credits:
             )
         ).first()
         if closed is not None:
-            self._append(
+            self.append_entry(
                 row,
                 "expire",
                 returned,
@@ -449,28 +406,3 @@ def _expect_state(reservation_id: int, state: str, expected: str, action: str) -
         raise InvalidReservationState(
             f"cannot {action} reservation {reservation_id}: it is {state}, not {expected}"
         )
-
-
-def period_of(day: date) -> str:
-    return f"{day.year:04d}-{day.month:02d}"
-
-
-def check_period(period: str) -> str:
-    if not _PERIOD.match(period):
-        raise InvalidInput(f"period {period!r} must look like 2026-11")
-    return period
-
-
-def grant_monthly(
-    session: Session, period: str | None = None, *, account_ids: list[int] | None = None
-) -> list[MonthlyResult]:
-    """The monthly job over every account (or those given), in account-id order.
-
-    Locks are taken in id order, so two concurrent runs cannot deadlock; the second
-    waits for the first and then finds nothing left to do.
-    """
-    period = check_period(period or period_of(datetime.now(UTC).date()))
-    query = select(Account.id).order_by(Account.id)
-    if account_ids is not None:
-        query = query.where(Account.id.in_(account_ids))
-    return [Credits(session, id_).apply_monthly(period) for id_ in session.scalars(query)]
