@@ -8,7 +8,8 @@ from sqlalchemy.orm import Session
 
 from sendline.errors import Conflict, InvalidInput, NotFound
 from sendline.sms.phone import check_phone, time_zone_for
-from sendline.store.contacts import Contacts, derive_phone
+from sendline.store.contact_values import derive_phone
+from sendline.store.contacts import Contacts
 from sendline.store.models import Contact
 from tests.store.conftest import MakeAccount
 

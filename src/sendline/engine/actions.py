@@ -26,7 +26,8 @@ from sendline.engine.definitions import (
     UnsubscribeStep,
     UpdateFieldStep,
 )
-from sendline.store.contacts import UNSET, Contacts, clean_name, clean_tag
+from sendline.store.contact_values import UNSET, clean_name, clean_tag
+from sendline.store.contacts import Contacts
 from sendline.store.models import Contact
 
 # Standard contact attributes an update_field step or the API may set, by tag name

@@ -7,10 +7,8 @@ without parsing again. Phone-typed custom fields are data only: never a destinat
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, select
@@ -18,7 +16,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sendline.errors import Conflict, InvalidInput, NotFound
-from sendline.sms.phone import check_phone, time_zone_for
+from sendline.sms.phone import check_phone
+from sendline.store.contact_values import (
+    UNSET,
+    PhoneFacts,
+    check_field_key,
+    clean_name,
+    clean_tag,
+    coerce_field,
+    derive_phone,
+    normalize_email,
+)
 from sendline.store.models import (
     FIELD_TYPES,
     Contact,
@@ -28,114 +36,10 @@ from sendline.store.models import (
     ListMember,
 )
 
-_EMAIL = re.compile(r"^[^@\s;,<>\"]+@[^@\s;,<>\"]+\.[^@\s;,<>\"]+$")
-_FIELD_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 # Built once: an event or a reply checks its contact on every call.
 _IN_ACCOUNT = select(Contact.id).where(
     Contact.id == bindparam("contact_id"), Contact.account_id == bindparam("account_id")
 )
-MAX_EMAIL = 254
-MAX_NAME = 100
-MAX_PHONE = 64
-MAX_TEXT_FIELD = 1000
-MAX_TAG = 64
-
-
-class _Unset:
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-UNSET: Any = _Unset()
-
-
-@dataclass(frozen=True, slots=True)
-class PhoneFacts:
-    """What is stored for a default phone value: the raw text and what it means."""
-
-    phone: str | None
-    e164: str | None
-    status: str
-    region: str | None
-    time_zone: str | None
-
-
-def derive_phone(raw: str | None) -> PhoneFacts:
-    phone = raw if raw is not None and raw.strip() else None
-    if phone is not None and len(phone) > MAX_PHONE:
-        raise InvalidInput(f"phone {phone[:20]!r}... is longer than {MAX_PHONE} characters")
-    check = check_phone(phone)
-    zone = time_zone_for(check.e164) if check.e164 else None
-    return PhoneFacts(phone, check.e164, check.status.value, check.region, zone)
-
-
-def normalize_email(raw: str | None) -> str | None:
-    """Lower-cased, trimmed email, None when empty; InvalidInput (bad_email) when malformed."""
-    if raw is None or not raw.strip():
-        return None
-    email = raw.strip().lower()
-    if len(email) > MAX_EMAIL or not _EMAIL.match(email):
-        raise InvalidInput(f"bad email {raw!r}", code="bad_email")
-    return email
-
-
-def clean_name(raw: str | None, what: str = "name") -> str | None:
-    if raw is None or not raw.strip():
-        return None
-    name = raw.strip()
-    if len(name) > MAX_NAME:
-        raise InvalidInput(f"{what} is longer than {MAX_NAME} characters", code="bad_name")
-    return name
-
-
-def clean_tag(raw: str) -> str:
-    tag = raw.strip()
-    if not tag or len(tag) > MAX_TAG or ";" in tag or any(ord(c) < 32 for c in tag):
-        raise InvalidInput(f"tag {raw!r} must be 1-{MAX_TAG} characters without ';'")
-    return tag
-
-
-def check_field_key(key: str) -> str:
-    if not _FIELD_KEY.match(key):
-        raise InvalidInput(
-            f"custom field key {key!r} must be upper snake case, e.g. BIRTHDAY or PLAN_2"
-        )
-    return key
-
-
-def coerce_field(key: str, type_: str, value: Any) -> Any:
-    """A custom-field value checked and converted for its type (JSON-storable)."""
-    if type_ == "number":
-        return _number(key, value)
-    if type_ == "date":
-        return _date(key, value)
-    text = str(value)
-    if len(text) > (MAX_PHONE if type_ == "phone" else MAX_TEXT_FIELD):
-        raise InvalidInput(f"{key} is too long", code="bad_field")
-    return text  # a phone-typed field keeps the text as submitted, and is never dialled
-
-
-def _number(key: str, value: Any) -> int | float:
-    if isinstance(value, bool):
-        raise InvalidInput(f"{key} must be a number, not {value!r}", code="bad_field")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InvalidInput(f"{key} must be a number, not {value!r}", code="bad_field") from None
-    if number != number or number in (float("inf"), float("-inf")):
-        raise InvalidInput(f"{key} must be a finite number", code="bad_field")
-    return int(number) if number.is_integer() and abs(number) < 2**53 else number
-
-
-def _date(key: str, value: Any) -> str:
-    if isinstance(value, date):
-        return value.isoformat()
-    try:
-        return date.fromisoformat(str(value).strip()).isoformat()
-    except ValueError:
-        raise InvalidInput(
-            f"{key} must be a date YYYY-MM-DD, not {value!r}", code="bad_field"
-        ) from None
 
 
 class Contacts:

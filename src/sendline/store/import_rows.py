@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sendline.errors import InvalidInput, SendlineError
-from sendline.store.contacts import (
+from sendline.store.contact_values import (
     MAX_NAME,
     MAX_PHONE,
     check_field_key,
