@@ -10,11 +10,13 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from sendline.cli import app
+from sendline.engine.held import release
 from sendline.engine.pipeline import Pipeline, SmsRequest
 from sendline.engine.replies import queue_reply
 from sendline.store.consent import Consent
 from sendline.store.credits import Credits
 from sendline.store.engine_models import Message
+from sendline.store.models import Account
 from tests.engine.factories import NOW, assert_ledger_ok, make_account, make_contact
 
 
@@ -105,3 +107,60 @@ def test_it_handles_releasing_an_opt_out_confirmation(cli_env: CliRunner, sessio
     assert released.exit_code == 0 and "1 queued" in released.output, released.output
     assert _statuses(session)[confirmation.id] == ("queued", None)
     assert_ledger_ok(session, owner.id)
+
+
+def _held_for_credits(
+    session: Session, count: int, *, one_contact: bool = False, frequency_cap: int = 3
+) -> tuple[int, list[int]]:
+    """`count` messages held for want of credits, to one contact each (or all to one)."""
+    owner = make_account(session, credits=0, frequency_cap=frequency_cap)
+    pipeline = Pipeline(owner)
+    request = SmsRequest("Hi %FIRSTNAME%, spring sale today")
+    same = make_contact(session, owner)
+    ids = []
+    for n in range(count):
+        who = same if one_contact else make_contact(session, owner, f"+1415555{n:04d}")
+        ids.append(pipeline.queue(session, who, request, NOW).id)
+    session.commit()
+    assert {_statuses(session)[i] for i in ids} == {("held", "insufficient_credits")}
+    return owner.id, ids
+
+
+def test_it_handles_a_release_larger_than_the_credits(session: Session) -> None:
+    account_id, ids = _held_for_credits(session, 5)
+    Credits(session, account_id).purchase(3)
+    owner = session.get(Account, account_id)
+    assert owner is not None
+    released = release(session, owner, reason="insufficient_credits", now=NOW)
+    session.commit()
+    # Oldest first: the balance covers the first three; the others wait for more credits.
+    assert [(r.message_id, r.status) for r in released] == [
+        (i, "queued" if n < 3 else "held") for n, i in enumerate(ids)
+    ]
+    assert all(r.due_at == NOW for r in released[:3])
+    assert {_statuses(session)[i] for i in ids[3:]} == {("held", "insufficient_credits")}
+    assert Credits(session, account_id).balance().available == 0
+    assert_ledger_ok(session, account_id)
+
+
+def test_it_handles_the_frequency_cap_within_one_release(session: Session) -> None:
+    account_id, ids = _held_for_credits(session, 2, one_contact=True, frequency_cap=1)
+    Credits(session, account_id).purchase(10)
+    owner = session.get(Account, account_id)
+    assert owner is not None
+    first, second = release(session, owner, ids=ids, now=NOW)
+    session.commit()
+    assert (first.status, second.status, second.reason) == ("queued", "held", "frequency_cap")
+    assert_ledger_ok(session, account_id)
+
+
+def test_it_handles_an_id_named_twice(session: Session) -> None:
+    account_id, [only] = _held_for_credits(session, 1)
+    Credits(session, account_id).purchase(10)
+    owner = session.get(Account, account_id)
+    assert owner is not None
+    released = release(session, owner, ids=[only, only], now=NOW)
+    session.commit()
+    assert [(r.message_id, r.status) for r in released] == [(only, "queued")]
+    assert Credits(session, account_id).balance().reserved == 1  # reserved once
+    assert_ledger_ok(session, account_id)

@@ -16,12 +16,17 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sendline.engine.pipeline import HOLD_REASONS, Pipeline, held_message
+from sendline.engine.facts import ContactFacts, load_facts
+from sendline.engine.frequency import recent_counts
+from sendline.engine.pipeline import HOLD_REASONS, Draft, Hold, Pipeline, held_message, hold
 from sendline.engine.replies import settle_reply
-from sendline.errors import InvalidInput
+from sendline.engine.zones import Zones
+from sendline.errors import InvalidInput, NotFound
 from sendline.sms.links import ShortenerList
+from sendline.store.credits import Credits
 from sendline.store.engine_models import MESSAGE_STATUSES, Message
 from sendline.store.models import Account
+from sendline.store.sets import among
 
 MAX_RELEASE = 10_000  # one transaction: a release is all or nothing
 
@@ -85,20 +90,81 @@ def release(
         )
     if len(ids) > MAX_RELEASE:
         raise InvalidInput(f"at most {MAX_RELEASE:,} messages in one release")
-    pipeline = Pipeline(account, shorteners)
-    results = []
-    for message_id in ids:
-        message = held_message(session, account.id, message_id)
+    messages = _held_messages(session, account.id, ids)
+    # Replies first: an opt-out confirmation is owed to the contact (R12), so it takes
+    # its credits before marketing does.
+    for message in messages:
         if message.kind == "reply":
             settle_reply(session, account, message, now)
-        else:
-            pipeline.release_message(session, message, now)
-        results.append(
-            Released(
-                message.id, message.status, message.held_reason, message.detail, message.due_at
-            )
-        )
-    return results
+    marketing = [message for message in messages if message.kind != "reply"]
+    if marketing:
+        _release_marketing(session, Pipeline(account, shorteners), marketing, now)
+    return [
+        Released(m.id, m.status, m.held_reason, m.detail, m.due_at)
+        for m in messages  # in the order asked
+    ]
+
+
+def _held_messages(session: Session, account_id: int, ids: Sequence[int]) -> list[Message]:
+    """The messages `ids` (each once, in that order), each checked to be this account's
+    and held; read in one query, then checked from the session."""
+    unique = list(dict.fromkeys(ids))
+    session.scalars(select(Message).where(among(session, Message.id, unique))).all()
+    return [held_message(session, account_id, message_id) for message_id in unique]
+
+
+def _release_marketing(
+    session: Session, pipeline: Pipeline, messages: Sequence[Message], now: datetime
+) -> None:
+    """The pipeline's checks for many held messages at once: the contacts read in one
+    query, the frequency counts in one, the credits reserved in one batch, as a blast
+    queues its messages (a release is often thousands: everything held for want of
+    credits, once credits are bought)."""
+    contacts = load_facts(session, {m.contact_id for m in messages if m.contact_id})
+    pairs: list[tuple[Message, ContactFacts]] = []
+    for message in messages:
+        contact = contacts.get(message.contact_id) if message.contact_id else None
+        if contact is None:
+            raise NotFound(f"message {message.id} has no contact any more")
+        pairs.append((message, contact))
+    outcomes = [pipeline.draft(contact, message.template or "") for message, contact in pairs]
+    drafted = [c.id for (_, c), o in zip(pairs, outcomes, strict=True) if isinstance(o, Draft)]
+    counts = recent_counts(session, drafted, now)  # held messages are not counted (R15)
+    queued: list[tuple[Message, ContactFacts]] = []
+    for (message, contact), outcome in zip(pairs, outcomes, strict=True):
+        message.to_e164, message.region = contact.phone_e164, contact.phone_region
+        capped = pipeline.capped(outcome, contact.id, counts)
+        if isinstance(capped, Hold):
+            hold(message, capped, now)
+            continue
+        message.body, message.encoding = capped.body, capped.encoding
+        message.segments, message.credits = capped.segments, capped.credits
+        queued.append((message, contact))
+    if queued:
+        _reserve(session, pipeline, queued, now)
+    session.flush()
+
+
+def _reserve(
+    session: Session,
+    pipeline: Pipeline,
+    queued: Sequence[tuple[Message, ContactFacts]],
+    now: datetime,
+) -> None:
+    """Credits for the messages that passed, in order (R3): a held message holds no
+    reservation, so each gets its first; those the balance cannot cover stay held."""
+    credits = Credits(session, pipeline.account.id)
+    reservations = credits.reserve_many([(m.id, m.credits) for m, _ in queued])
+    windows: dict[Zones, datetime] = {}
+    for (message, contact), reservation in zip(queued, reservations, strict=True):
+        if reservation is None:
+            why = Hold("insufficient_credits", "the account has no credits left for this message")
+            hold(message, why, now)
+            continue
+        message.status, message.held_reason, message.detail = "queued", None, None
+        message.reservation_id = reservation
+        message.due_at = pipeline.due_at(contact, now, windows)
+        message.updated_at = now
 
 
 def _known(value: str, allowed: Sequence[str], what: str) -> str:

@@ -298,11 +298,7 @@ class Pipeline:
         now: datetime,
         windows: dict[Zones, datetime],
     ) -> dict[str, Any]:
-        if isinstance(outcome, Draft):
-            if counts.get(contact.id, 0) >= self.account.frequency_cap:
-                outcome = _cap_hold(self.account.frequency_cap)
-            else:
-                counts[contact.id] = counts.get(contact.id, 0) + 1  # later items see this one
+        outcome = self.capped(outcome, contact.id, counts)
         # Every row carries every key: an executemany takes its columns from the first.
         row: dict[str, Any] = {
             "account_id": self.account.id,
@@ -327,6 +323,18 @@ class Pipeline:
         row.update(body=outcome.body, encoding=outcome.encoding, segments=outcome.segments)
         row.update(credits=outcome.credits, due_at=self.due_at(contact, now, windows))
         return row
+
+    def capped(
+        self, outcome: Draft | Hold, contact_id: int, counts: dict[int, int]
+    ) -> Draft | Hold:
+        """R15 for one of a batch: held if the contact is at the frequency cap, else
+        counted in `counts` (recent messages by contact), so later items see it."""
+        if not isinstance(outcome, Draft):
+            return outcome
+        if counts.get(contact_id, 0) >= self.account.frequency_cap:
+            return _cap_hold(self.account.frequency_cap)
+        counts[contact_id] = counts.get(contact_id, 0) + 1
+        return outcome
 
     def _reserve_batch(self, session: Session, queued: list[dict[str, Any]], now: datetime) -> None:
         """Reserve the queued rows' credits, in order; those the balance cannot cover
