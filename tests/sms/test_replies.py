@@ -165,10 +165,12 @@ def test_it_only_looks_at_the_start_of_a_long_body_for_review() -> None:
         "please stop texting me " * 5_000,
     ],
 )
-def test_it_returns_quickly_on_a_100_kb_body(body: str) -> None:
+def test_it_returns_on_a_100_kb_body(body: str) -> None:
+    # Not a speed target (those are in `make bench`): a guard against catastrophic
+    # backtracking, which takes minutes on such bodies; a linear scan takes milliseconds.
     start = time.perf_counter()
     classify_reply(body)
-    assert time.perf_counter() - start < 0.1
+    assert time.perf_counter() - start < 2.0
 
 
 def test_it_stores_actions_as_stable_strings() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import pytest
@@ -157,21 +156,6 @@ def test_it_makes_template_error_a_value_error() -> None:
 )
 def test_it_normalizes_a_field_display_name_to_its_tag(name: str, tag: str) -> None:
     assert normalize_tag_name(name) == tag
-
-
-def test_it_renders_a_160_character_template_in_microseconds() -> None:
-    source = (
-        "Hi %FIRSTNAME|there%! Your order %EVENT.ORDER_ID% has shipped. Get 20% off your "
-        "next visit to our %CITY% store this week with code THANKS20. See you soon!!"
-    )
-    template = Template.compile(source, ["EVENT.*", "CITY"])
-    values = {"FIRSTNAME": "Ann", "EVENT.ORDER_ID": "A-1042", "CITY": "Lyon"}
-    runs = 20_000
-    start = time.perf_counter()
-    for _ in range(runs):
-        template.render(values)
-    per_call = (time.perf_counter() - start) / runs
-    assert per_call < 20e-6, f"{per_call * 1e6:.1f} µs per render"
 
 
 NAMES = sorted(STANDARD_TAGS) + ["CITY", "EVENT.ORDER_ID"]
