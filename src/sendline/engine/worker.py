@@ -1,5 +1,8 @@
 """The worker loop: automation runs, then due messages, then housekeeping, forever.
 
+The messages its runs queue due now are claimed for it as they are written (see the
+dispatcher) and sent in the same pass, before it polls the queue for others' messages.
+
 Everything a worker does is claimed from rows, so any number of workers can run against
 one PostgreSQL (on SQLite, one node). The loop is a plain poll with a short idle sleep:
 latency from trigger to provider call is a few poll intervals at most, and an idle
