@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.engine.automations import Automations
@@ -19,7 +19,13 @@ from sendline.engine.runner import Runner
 from sendline.store.consent import Consent
 from sendline.store.contacts import Contacts
 from sendline.store.engine_models import Automation, AutomationRun, Message
-from sendline.store.models import DEFAULT_QUIET_END, DEFAULT_QUIET_START, Account, Contact
+from sendline.store.models import (
+    DEFAULT_QUIET_END,
+    DEFAULT_QUIET_START,
+    Account,
+    ConsentEvent,
+    Contact,
+)
 from tests.engine.factories import DISCLOSURE, make_account
 
 # 12:00 in San Francisco, 15:00 in New York, 20:00 in London: inside every sending window.
@@ -117,3 +123,40 @@ def runs(session: Session, automation_id: int | None = None) -> list[AutomationR
     found = list(session.scalars(query.execution_options(populate_existing=True)))
     session.commit()
     return found
+
+
+def many_contacts(session: Session, owner: Account, count: int) -> None:
+    """Consenting San Francisco contacts, written in bulk (as an import would)."""
+    phones = [f"+1415555{i:04d}" for i in range(count)]
+    rows = [
+        {
+            "account_id": owner.id,
+            "first_name": "Ada",
+            "phone": phone,
+            "phone_e164": phone,
+            "phone_status": "ok",
+            "phone_region": "US",
+            "time_zone": "America/Los_Angeles",
+            "fields": {},
+            "sms_consent": "opted_in",
+            "created_at": NOON,
+            "updated_at": NOON,
+        }
+        for phone in phones
+    ]
+    ids = session.scalars(insert(Contact).returning(Contact.id), rows).all()
+    events = [
+        {
+            "account_id": owner.id,
+            "contact_id": contact_id,
+            "kind": "opt_in",
+            "method": "import",
+            "source": "test import",
+            "disclosure": DISCLOSURE,
+            "occurred_at": NOON,
+            "recorded_at": NOON,
+        }
+        for contact_id in ids
+    ]
+    session.execute(insert(ConsentEvent), events)
+    session.commit()

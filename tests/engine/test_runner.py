@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, func, insert, make_url, select, update
+from sqlalchemy import delete, func, make_url, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.engine import triggers
@@ -32,7 +32,7 @@ from sendline.store.accounts import Accounts
 from sendline.store.consent import Consent
 from sendline.store.contacts import Contacts
 from sendline.store.engine_models import AutomationRun, Message
-from sendline.store.models import Account, ConsentEvent, Contact, CustomField
+from sendline.store.models import Account, Contact, CustomField
 from sendline.store.types import utcnow
 from tests.engine.automation_factories import (
     NOON,
@@ -41,11 +41,12 @@ from tests.engine.automation_factories import (
     automation,
     contact,
     define_fields,
+    many_contacts,
     messages,
     runner,
     runs,
 )
-from tests.engine.factories import DISCLOSURE, assert_ledger_ok
+from tests.engine.factories import assert_ledger_ok
 
 
 def _bulk(session: Session, owner: Account, steps: str, name: str = "Flow") -> int:
@@ -453,49 +454,12 @@ def _count_messages(session: Session, database_url: str) -> int:
     return count
 
 
-def _many_contacts(session: Session, owner: Account, count: int) -> None:
-    """Consenting San Francisco contacts, written in bulk (as an import would)."""
-    phones = [f"+1415555{i:04d}" for i in range(count)]
-    rows = [
-        {
-            "account_id": owner.id,
-            "first_name": "Ada",
-            "phone": phone,
-            "phone_e164": phone,
-            "phone_status": "ok",
-            "phone_region": "US",
-            "time_zone": "America/Los_Angeles",
-            "fields": {},
-            "sms_consent": "opted_in",
-            "created_at": NOON,
-            "updated_at": NOON,
-        }
-        for phone in phones
-    ]
-    ids = session.scalars(insert(Contact).returning(Contact.id), rows).all()
-    events = [
-        {
-            "account_id": owner.id,
-            "contact_id": contact_id,
-            "kind": "opt_in",
-            "method": "import",
-            "source": "test import",
-            "disclosure": DISCLOSURE,
-            "occurred_at": NOON,
-            "recorded_at": NOON,
-        }
-        for contact_id in ids
-    ]
-    session.execute(insert(ConsentEvent), events)
-    session.commit()
-
-
 @pytest.mark.slow
 def test_it_handles_workers_killed_mid_batch(
     session: Session, session_factory: sessionmaker[Session], database_url: str
 ) -> None:
     owner = account(session, credits=1000)
-    _many_contacts(session, owner, 500)
+    many_contacts(session, owner, 500)
     steps = "[{type: send_sms, body: One}, {type: add_tag, tag: x}, {type: send_sms, body: Two}]"
     found = automation(session, owner, f"name: Kill\ntrigger: {{type: bulk}}\nsteps: {steps}")
     triggers.start_bulk(session, owner.id, found.id, now=utcnow())

@@ -1,12 +1,13 @@
-"""A bare sending worker for the crash-safety test: dispatch, receipts, reconciliation,
-in a loop, until the outbox is empty.
+"""A worker for the crash-safety test: the real worker's passes (runs, the hand-off of
+their messages, dispatch, receipts, reconciliation at every pass), until nothing is left.
 
     python -m sendline.engine.crashworker DATABASE_URL [--lease 2] [--batch 50] ...
 
 The test starts two of these against one PostgreSQL, `kill -9`s them at random and
 restarts them; whatever they leave behind (rows claimed, calls made but not recorded)
-must be settled by the survivors. It exits 0 once no message is queued, sending or
-unknown and every sent message has its receipt. SIGTERM stops it gracefully.
+must be settled by the survivors. It exits 0 once no run is active, no message is
+queued, sending or unknown and every sent message has its receipt. SIGTERM stops it
+gracefully.
 """
 
 from __future__ import annotations
@@ -20,16 +21,16 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import exists, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from sendline.engine.dispatcher import Dispatcher
+from sendline.engine.worker import Worker, WorkerOptions
 from sendline.providers.sandbox import SandboxProvider
 from sendline.store.db import create_engine_for, session_factory
-from sendline.store.engine_models import Message
+from sendline.store.engine_models import AutomationRun, Message
 
 log = logging.getLogger("sendline.crashworker")
 
@@ -46,14 +47,17 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def finished(factory: sessionmaker[Session]) -> bool:
-    """Nothing left to send, settle or hear back about (a `sent` message awaits its
+    """Nothing left to run, send, settle or hear back about (a `sent` message awaits its
     receipt). A carrier record nobody claims (a double send) must not keep us waiting:
     the test is there to find it."""
     with factory() as session:
         busy = select(Message.id).where(
             Message.status.in_(("queued", "sending", "unknown", "sent"))
         )
-        return not session.scalar(select(exists(busy)))
+        running = select(AutomationRun.id).where(AutomationRun.status == "active")
+        return not session.scalar(select(exists(busy))) and not session.scalar(
+            select(exists(running))
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,21 +69,19 @@ def run(args: argparse.Namespace) -> int:
         unknown_rate=args.unknown_rate,
         report_delay=timedelta(seconds=args.report_delay),
     )
-    worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    dispatcher = Dispatcher(
-        factory,
-        sandbox,
-        worker_id=worker_id,
+    options = WorkerOptions(
+        worker_id=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
         batch_size=args.batch,
         lease=timedelta(seconds=args.lease),
+        reconcile_every=0.0,  # every pass: the test's leases are short
+        date_scan_every=3600.0,
     )
-    signal.signal(signal.SIGTERM, lambda *_: dispatcher.request_stop())
+    worker = Worker(factory, sandbox, options)
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     try:
-        while not dispatcher.stopping:
+        while not worker.dispatcher.stopping:
             try:
-                work = dispatcher.dispatch_due()
-                work += len(sandbox.tick(datetime.now(UTC)))
-                work += dispatcher.reconcile()
+                work = worker.step()
             except DBAPIError as exc:  # a deadlock victim or a dropped connection: go on
                 log.warning("pass failed, retrying: %s", str(exc).splitlines()[0])
                 work = 0
@@ -89,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
                 time.sleep(0.05)
         return 0
     finally:
-        dispatcher.release_claims()
+        worker.dispatcher.release_claims(worker.runner.take_claimed()[0])
         sandbox.close()
         engine.dispose()
 

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -45,6 +45,9 @@ class WorkerOptions:
     date_scan_every: float = 60.0  # date-based triggers fire at a minute's precision
     statistics_every: float = 2.0  # PostgreSQL: re-analyze the queue tables when stale
     batch_size: int = 200
+    # How long a claimed message may go without an outcome before another worker's
+    # reconciliation looks it up at the provider (half of it: this worker stops calling).
+    lease: timedelta = timedelta(seconds=60)
     # Run batches per pass, between which messages are sent: a blast queueing 100,000
     # messages must not hold back an unrelated event's message (or its own first sends).
     run_batches_per_step: int = 2
@@ -80,6 +83,7 @@ class Worker:
             provider,
             worker_id=options.worker_id,
             batch_size=options.batch_size,
+            lease=options.lease,
             sender_mps=options.sender_mps,
             account_mps=options.account_mps,
         )
