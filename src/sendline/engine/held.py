@@ -12,13 +12,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from sendline.engine.facts import ContactFacts, load_facts
 from sendline.engine.frequency import recent_counts
-from sendline.engine.pipeline import HOLD_REASONS, Draft, Hold, Pipeline, held_message, hold
+from sendline.engine.pipeline import HOLD_REASONS, Draft, Hold, Pipeline, held_message
 from sendline.engine.replies import settle_reply
 from sendline.engine.zones import Zones
 from sendline.errors import InvalidInput, NotFound
@@ -26,9 +28,12 @@ from sendline.sms.links import ShortenerList
 from sendline.store.credits import Credits
 from sendline.store.engine_models import MESSAGE_STATUSES, Message
 from sendline.store.models import Account
+from sendline.store.rows import update_rows
 from sendline.store.sets import among
 
 MAX_RELEASE = 10_000  # one transaction: a release is all or nothing
+_MESSAGES = cast(Table, Message.__table__)
+_NO_CREDITS = Hold("insufficient_credits", "the account has no credits left for this message")
 
 
 @dataclass(frozen=True)
@@ -109,62 +114,98 @@ def _held_messages(session: Session, account_id: int, ids: Sequence[int]) -> lis
     """The messages `ids` (each once, in that order), each checked to be this account's
     and held; read in one query, then checked from the session."""
     unique = list(dict.fromkeys(ids))
-    session.scalars(select(Message).where(among(session, Message.id, unique))).all()
+    # Kept in a variable: the session holds its objects weakly, and `held_message`'s
+    # lookups must find them there rather than query again one by one.
+    _loaded = session.scalars(select(Message).where(among(session, Message.id, unique))).all()
     return [held_message(session, account_id, message_id) for message_id in unique]
 
 
 def _release_marketing(
     session: Session, pipeline: Pipeline, messages: Sequence[Message], now: datetime
 ) -> None:
-    """The pipeline's checks for many held messages at once: the contacts read in one
-    query, the frequency counts in one, the credits reserved in one batch, as a blast
-    queues its messages (a release is often thousands: everything held for want of
-    credits, once credits are bought)."""
+    """The pipeline's checks for many held messages at once, as a blast queues its
+    messages: the contacts read in one query, the frequency counts in one, the credits
+    reserved in one batch, the rows written in one statement (a release is often
+    thousands: everything held for want of credits, once credits are bought)."""
+    pairs = _with_contacts(session, messages)
+    outcomes = [pipeline.draft(contact, message.template or "") for message, contact in pairs]
+    drafted = [c.id for (_, c), o in zip(pairs, outcomes, strict=True) if isinstance(o, Draft)]
+    counts = recent_counts(session, drafted, now)  # held messages are not counted (R15)
+    verdicts = [
+        pipeline.capped(outcome, contact.id, counts)
+        for (_, contact), outcome in zip(pairs, outcomes, strict=True)
+    ]
+    # R3, in order. A held message holds no reservation: each gets its first.
+    wanted = [
+        (message.id, verdict.credits)
+        for (message, _), verdict in zip(pairs, verdicts, strict=True)
+        if isinstance(verdict, Draft)
+    ]
+    credits = Credits(session, pipeline.account.id)
+    reserved = iter(credits.reserve_many(wanted) if wanted else [])
+    windows: dict[Zones, datetime] = {}
+    rows = []
+    for (message, contact), verdict in zip(pairs, verdicts, strict=True):
+        reservation = next(reserved) if isinstance(verdict, Draft) else None
+        due_at = pipeline.due_at(contact, now, windows)
+        rows.append(_row(message, contact, verdict, reservation, due_at) | {"updated_at": now})
+    _write(session, messages, rows)
+
+
+def _row(
+    message: Message,
+    contact: ContactFacts,
+    verdict: Draft | Hold,
+    reservation: int | None,
+    due_at: datetime,
+) -> dict[str, Any]:
+    """A released message's new columns (every row the same keys: one statement)."""
+    row: dict[str, Any] = {
+        "id": message.id,
+        "to_e164": contact.phone_e164,
+        "region": contact.phone_region,
+        "body": message.body,
+        "encoding": message.encoding,
+        "segments": message.segments,
+        "credits": message.credits,
+        "reservation_id": reservation,
+    }
+    if isinstance(verdict, Draft):
+        row |= {"body": verdict.body, "encoding": verdict.encoding}
+        row |= {"segments": verdict.segments, "credits": verdict.credits}
+        if reservation is None:
+            verdict = _NO_CREDITS
+    if isinstance(verdict, Hold):
+        return row | {
+            "status": "held",
+            "held_reason": verdict.reason,
+            "detail": verdict.detail,
+            "due_at": None,
+        }
+    return row | {"status": "queued", "held_reason": None, "detail": None, "due_at": due_at}
+
+
+def _with_contacts(
+    session: Session, messages: Sequence[Message]
+) -> list[tuple[Message, ContactFacts]]:
     contacts = load_facts(session, {m.contact_id for m in messages if m.contact_id})
-    pairs: list[tuple[Message, ContactFacts]] = []
+    pairs = []
     for message in messages:
         contact = contacts.get(message.contact_id) if message.contact_id else None
         if contact is None:
             raise NotFound(f"message {message.id} has no contact any more")
         pairs.append((message, contact))
-    outcomes = [pipeline.draft(contact, message.template or "") for message, contact in pairs]
-    drafted = [c.id for (_, c), o in zip(pairs, outcomes, strict=True) if isinstance(o, Draft)]
-    counts = recent_counts(session, drafted, now)  # held messages are not counted (R15)
-    queued: list[tuple[Message, ContactFacts]] = []
-    for (message, contact), outcome in zip(pairs, outcomes, strict=True):
-        message.to_e164, message.region = contact.phone_e164, contact.phone_region
-        capped = pipeline.capped(outcome, contact.id, counts)
-        if isinstance(capped, Hold):
-            hold(message, capped, now)
-            continue
-        message.body, message.encoding = capped.body, capped.encoding
-        message.segments, message.credits = capped.segments, capped.credits
-        queued.append((message, contact))
-    if queued:
-        _reserve(session, pipeline, queued, now)
-    session.flush()
+    return pairs
 
 
-def _reserve(
-    session: Session,
-    pipeline: Pipeline,
-    queued: Sequence[tuple[Message, ContactFacts]],
-    now: datetime,
-) -> None:
-    """Credits for the messages that passed, in order (R3): a held message holds no
-    reservation, so each gets its first; those the balance cannot cover stay held."""
-    credits = Credits(session, pipeline.account.id)
-    reservations = credits.reserve_many([(m.id, m.credits) for m, _ in queued])
-    windows: dict[Zones, datetime] = {}
-    for (message, contact), reservation in zip(queued, reservations, strict=True):
-        if reservation is None:
-            why = Hold("insufficient_credits", "the account has no credits left for this message")
-            hold(message, why, now)
-            continue
-        message.status, message.held_reason, message.detail = "queued", None, None
-        message.reservation_id = reservation
-        message.due_at = pipeline.due_at(contact, now, windows)
-        message.updated_at = now
+def _write(session: Session, messages: Sequence[Message], rows: list[dict[str, Any]]) -> None:
+    """One statement for all the rows (the ORM would send one UPDATE per message at
+    flush); the objects then hold what was written, as if just loaded."""
+    update_rows(session, _MESSAGES, rows)
+    for message, row in zip(messages, rows, strict=True):
+        for key, value in row.items():
+            if key != "id":
+                set_committed_value(message, key, value)
 
 
 def _known(value: str, allowed: Sequence[str], what: str) -> str:
