@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from sendline.engine.held import release
 from sendline.engine.pipeline import HOLD_REASONS, Pipeline, SmsRequest
 from sendline.engine.replies import queue_reply
 from sendline.store.accounts import Accounts
@@ -175,9 +176,9 @@ def test_it_releases_a_held_message_once_the_cause_is_fixed(session: Session) ->
     message = pipeline.queue(session, who, SmsRequest(template="Sale today"), NOON)
     assert message.held_reason == "insufficient_credits"
     Credits(session, owner.id).purchase(10)
-    released = pipeline.release(session, message.id, NOON)
+    [released] = release(session, owner, ids=[message.id], now=NOON)
     session.commit()
-    assert (released.id, released.status, released.held_reason) == (message.id, "queued", None)
+    assert (released.message_id, released.status, released.reason) == (message.id, "queued", None)
     assert Credits(session, owner.id).balance().reserved == 1
 
 

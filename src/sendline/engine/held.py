@@ -20,7 +20,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from sendline.engine.facts import ContactFacts, load_facts
 from sendline.engine.frequency import recent_counts
-from sendline.engine.pipeline import HOLD_REASONS, Draft, Hold, Pipeline, held_message
+from sendline.engine.pipeline import HOLD_REASONS, NO_CREDITS, Draft, Hold, Pipeline
 from sendline.engine.replies import settle_reply
 from sendline.engine.zones import Zones
 from sendline.errors import InvalidInput, NotFound
@@ -33,7 +33,6 @@ from sendline.store.sets import among
 
 MAX_RELEASE = 10_000  # one transaction: a release is all or nothing
 _MESSAGES = cast(Table, Message.__table__)
-_NO_CREDITS = Hold("insufficient_credits", "the account has no credits left for this message")
 
 
 @dataclass(frozen=True)
@@ -120,6 +119,16 @@ def _held_messages(session: Session, account_id: int, ids: Sequence[int]) -> lis
     return [held_message(session, account_id, message_id) for message_id in unique]
 
 
+def held_message(session: Session, account_id: int, message_id: int) -> Message:
+    """The account's held message `message_id`, or NotFound saying why not."""
+    message = session.get(Message, message_id)
+    if message is None or message.account_id != account_id:
+        raise NotFound(f"no message {message_id} in this account")
+    if message.status != "held":
+        raise NotFound(f"message {message_id} is {message.status}, not held")
+    return message
+
+
 def _release_marketing(
     session: Session, pipeline: Pipeline, messages: Sequence[Message], now: datetime
 ) -> None:
@@ -147,7 +156,7 @@ def _release_marketing(
     rows = []
     for (message, contact), verdict in zip(pairs, verdicts, strict=True):
         reservation = next(reserved) if isinstance(verdict, Draft) else None
-        due_at = pipeline.due_at(contact, now, windows)
+        due_at = pipeline.due_at(contact, now, windows) if reservation is not None else None
         rows.append(_row(message, contact, verdict, reservation, due_at) | {"updated_at": now})
     _write(session, messages, rows)
 
@@ -157,7 +166,7 @@ def _row(
     contact: ContactFacts,
     verdict: Draft | Hold,
     reservation: int | None,
-    due_at: datetime,
+    due_at: datetime | None,
 ) -> dict[str, Any]:
     """A released message's new columns (every row the same keys: one statement)."""
     row: dict[str, Any] = {
@@ -174,7 +183,7 @@ def _row(
         row |= {"body": verdict.body, "encoding": verdict.encoding}
         row |= {"segments": verdict.segments, "credits": verdict.credits}
         if reservation is None:
-            verdict = _NO_CREDITS
+            verdict = NO_CREDITS
     if isinstance(verdict, Hold):
         return row | {
             "status": "held",

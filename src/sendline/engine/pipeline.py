@@ -6,7 +6,7 @@ opt-out clause appended when missing (R11) -> length within the account's max se
 (R9) -> frequency cap (R15) -> credits reserved (R3) -> quiet hours (R14: scheduled for
 the next window, not held). A message that fails a check is stored `held` with its
 reason and a sentence for people: nothing is silently dropped, and a held message can
-be released once its cause is fixed.
+be released once its cause is fixed (`engine/held.py`, with these same checks).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from sendline.engine.facts import Recipient
 from sendline.engine.frequency import recent_counts
 from sendline.engine.zones import Zones, ringing_zones
-from sendline.errors import InsufficientCredits, NotFound
+from sendline.errors import InsufficientCredits
 from sendline.rulebook import packaged_shorteners
 from sendline.sms.check import MessageRules, check_message
 from sendline.sms.links import ShortenerList
@@ -31,7 +31,7 @@ from sendline.sms.templates import Template, TemplateError
 from sendline.store.credits import Credits
 from sendline.store.engine_models import Message
 from sendline.store.ids import allocate_ids
-from sendline.store.models import Account, Contact
+from sendline.store.models import Account
 from sendline.store.rows import insert_rows
 from sendline.store.sets import among
 
@@ -65,6 +65,10 @@ _PHONE_DETAIL = {
 class Hold:
     reason: str
     detail: str
+
+
+# A message that passed every check but the balance (R3), in a batch.
+NO_CREDITS = Hold("insufficient_credits", "the account has no credits left for this message")
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,8 +219,7 @@ class Pipeline:
         if isinstance(outcome, Draft):
             message.body, message.encoding = outcome.body, outcome.encoding
             message.segments, message.credits = outcome.segments, outcome.credits
-            # Counted before this message is in the session (a held message being
-            # released is not counted either: held is not a capped status).
+            # Counted before this message is in the session.
             recent = recent_counts(session, [contact.id], now).get(contact.id, 0)
             if recent >= self.account.frequency_cap:
                 outcome = _cap_hold(self.account.frequency_cap)
@@ -346,32 +349,9 @@ class Pipeline:
             if reservation is not None:
                 row["reservation_id"] = reservation
                 continue
-            row.update(status="held", held_reason="insufficient_credits", due_at=None)
-            row["detail"] = "the account has no credits left for this message"
+            row.update(status="held", held_reason=NO_CREDITS.reason, due_at=None)
+            row["detail"] = NO_CREDITS.detail
             row["updated_at"] = now
-
-    def release(self, session: Session, message_id: int, now: datetime) -> Message:
-        """Run the checks again for a held message whose cause has been fixed."""
-        message = held_message(session, self.account.id, message_id)
-        self.release_message(session, message, now)
-        return message
-
-    def release_message(self, session: Session, message: Message, now: datetime) -> None:
-        """`release` for a message already known to be this account's and held."""
-        contact = session.get(Contact, message.contact_id) if message.contact_id else None
-        if contact is None:
-            raise NotFound(f"message {message.id} has no contact any more")
-        self._settle(session, message, contact, None, now)
-
-
-def held_message(session: Session, account_id: int, message_id: int) -> Message:
-    """The account's held message `message_id`, or NotFound saying why not."""
-    message = session.get(Message, message_id)
-    if message is None or message.account_id != account_id:
-        raise NotFound(f"no message {message_id} in this account")
-    if message.status != "held":
-        raise NotFound(f"message {message_id} is {message.status}, not held")
-    return message
 
 
 def _cap_hold(cap: int) -> Hold:
