@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
                 time.sleep(0.05)
         return 0
     finally:
-        worker.dispatcher.release_claims(worker.runner.take_claimed()[0])
+        worker.release_claims()
         sandbox.close()
         engine.dispose()
 

@@ -115,21 +115,8 @@ def claim_new(rows: Sequence[dict[str, Any]], worker_id: str, now: datetime) -> 
         if not due:
             continue
         row["status"] = "sending"
-        jobs.append(
-            Job(
-                row["id"],
-                row["account_id"],
-                row["contact_id"],
-                row["kind"],
-                row["to_e164"],
-                row["body"],
-                row["segments"],
-                row["reservation_id"],
-                1,
-                row["created_at"],
-                None,
-            )
-        )
+        # The columns a claim returns (no deadline for a new message: it is NULL).
+        jobs.append(_job([row.get(column.key) for column in _CLAIM_COLUMNS]))
     return jobs
 
 

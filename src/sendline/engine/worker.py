@@ -150,9 +150,13 @@ class Worker:
                     self.idle_since = self.idle_since or time.monotonic()
                     self._stop.wait(self.options.idle_sleep)
         finally:
-            # With the runner's claims a failed pass left behind.
-            released = self.dispatcher.release_claims(self.runner.take_claimed()[0])
+            released = self.release_claims()
             log.info("worker %s stopped (%d claims released)", self.options.worker_id, released)
+
+    def release_claims(self) -> int:
+        """Put every message claimed for this worker and not sent back in the queue: the
+        dispatcher's, and the runner's that a failed pass left before the hand-off."""
+        return self.dispatcher.release_claims(self.runner.take_claimed()[0])
 
     def stop(self) -> None:
         """Ask the loop to stop: the in-flight provider call finishes, the rest waits."""
