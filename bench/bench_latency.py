@@ -13,14 +13,12 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 from sqlalchemy import Engine, func, select
 
 from bench.bench_engine import prepare
-from bench.common import DATABASES, print_table, scratch_postgres
+from bench.common import on_each_database, print_table
 from sendline.engine.automations import Automations
 from sendline.store.credits import Credits
 from sendline.store.db import create_engine_for, session_factory
@@ -123,16 +121,5 @@ def measure(kind: str, url: str) -> list[object]:
 
 
 def run() -> None:
-    rows = []
-    if "sqlite" in DATABASES:
-        with tempfile.TemporaryDirectory(prefix="sendline-bench-") as workdir:
-            url = f"sqlite:///{Path(workdir) / 'bench.db'}"
-            rows.append(measure("SQLite, 1 worker", url))
-    scratch = scratch_postgres() if "postgresql" in DATABASES else None
-    if scratch is not None:
-        url, drop = scratch
-        try:
-            rows.append(measure("PostgreSQL, 1 worker", url))
-        finally:
-            drop()
+    rows = on_each_database(lambda kind, url: measure(f"{kind}, 1 worker", url))
     print_table(["database", "messages", "p50 ms", "p99 ms", "max ms", "p99 < 1 s"], rows)

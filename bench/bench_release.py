@@ -6,15 +6,13 @@ the count (default 10,000, the most one release takes)."""
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 from sqlalchemy import Engine, insert, select
 
 from bench.bench_engine import prepare
-from bench.common import DATABASES, print_table, scratch_postgres
+from bench.common import on_each_database, print_table
 from sendline.engine.held import release
 from sendline.store.db import create_engine_for, session_factory
 from sendline.store.engine_models import Message
@@ -67,15 +65,5 @@ def _one(kind: str, url: str) -> list[str]:
 
 
 def run() -> None:
-    rows = []
-    if "sqlite" in DATABASES:
-        with tempfile.TemporaryDirectory(prefix="sendline-bench-") as workdir:
-            rows.append(_one("SQLite", f"sqlite:///{Path(workdir) / 'bench.db'}"))
-    scratch = scratch_postgres() if "postgresql" in DATABASES else None
-    if scratch is not None:
-        url, drop = scratch
-        try:
-            rows.append(_one("PostgreSQL", url))
-        finally:
-            drop()
+    rows = on_each_database(_one)
     print_table(["database", "released", "queued", "s", "messages/s"], rows)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 
 def best_rate(work: Callable[[], int], repeat: int = 5) -> float:
@@ -66,3 +68,20 @@ def scratch_postgres(prefix: str = "sendline_bench") -> tuple[str, Callable[[], 
         admin.dispose()
 
     return url.render_as_string(hide_password=False), drop
+
+
+def on_each_database(measure: Callable[[str, str], list[str]]) -> list[list[str]]:
+    """`measure(kind, url)` on a scratch SQLite file and a scratch PostgreSQL database
+    (those of BENCH_DATABASES that can be had), each removed afterwards: its rows."""
+    rows = []
+    if "sqlite" in DATABASES:
+        with tempfile.TemporaryDirectory(prefix="sendline-bench-") as workdir:
+            rows.append(measure("SQLite", f"sqlite:///{Path(workdir) / 'bench.db'}"))
+    scratch = scratch_postgres() if "postgresql" in DATABASES else None
+    if scratch is not None:
+        url, drop = scratch
+        try:
+            rows.append(measure("PostgreSQL", url))
+        finally:
+            drop()
+    return rows

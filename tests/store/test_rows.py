@@ -77,11 +77,13 @@ def test_it_handles_a_failed_insert_without_a_partial_write(session: Session) ->
     assert ids == ["SMdup"]
 
 
-def test_it_handles_per_row_updates_by_id(session: Session) -> None:
+def _three_queued(session: Session) -> list[Message]:
     world = make_world(session)
-    first = queue_message(session, world.account, world.contact)
-    second = queue_message(session, world.account, world.contact)
-    untouched = queue_message(session, world.account, world.contact)
+    return [queue_message(session, world.account, world.contact) for _ in range(3)]
+
+
+def test_it_handles_per_row_updates_by_id(session: Session) -> None:
+    first, second, untouched = _three_queued(session)
     later = AT + timedelta(minutes=5)
     update_rows(
         session,
@@ -102,10 +104,7 @@ def test_it_handles_per_row_updates_by_id(session: Session) -> None:
 
 
 def test_it_handles_values_shared_by_every_row(session: Session) -> None:
-    world = make_world(session)
-    first = queue_message(session, world.account, world.contact)
-    second = queue_message(session, world.account, world.contact)
-    untouched = queue_message(session, world.account, world.contact)
+    first, second, untouched = _three_queued(session)
     later = AT + timedelta(minutes=5)
     update_rows(
         session,

@@ -21,6 +21,7 @@ from sendline.store.contact_values import (
     MAX_NAME,
     MAX_PHONE,
     check_field_key,
+    clean_name,
     clean_tag,
     coerce_field,
     normalize_email,
@@ -293,13 +294,7 @@ def _cell(cells: list[str], index: int | None) -> str | None:
 
 
 def _name(cells: list[str], index: int | None, what: str) -> str | None:
-    value = _cell(cells, index)
-    if value is None:
-        return None
-    value = value.strip()
-    if len(value) > MAX_NAME:
-        raise InvalidInput(f"{what} is longer than {MAX_NAME} characters", code="bad_name")
-    return value
+    return clean_name(_cell(cells, index), what)
 
 
 def _list_name(raw: str) -> str:
