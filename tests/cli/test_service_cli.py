@@ -117,6 +117,16 @@ def test_it_handles_make_run_from_demo_to_delivery(
     finally:
         engine.dispose()
     assert any(body.startswith("Hi Ada, welcome to Demo Shop!") for body in bodies)
+
+    def charged() -> str | None:
+        command = [sys.executable, "-m", "sendline.cli", "credits", "show"]
+        wide = env | {"COLUMNS": "200"}  # one line per entry
+        shown = subprocess.run(command, env=wide, capture_output=True, text=True)
+        return shown.stdout if " charge " in shown.stdout else None
+
+    # The ledger tells what paid for them: each charge names the reservation it settles.
+    ledger = _wait_for(charged, "the welcome messages' charges")
+    assert " reserve " in ledger and "of reservation" in ledger
     code, out = _stop(server)
     # uvicorn ends by re-raising the SIGTERM it handled, so a process manager sees the
     # signal; what matters is that the shutdown ran: the worker stopped, claims released.

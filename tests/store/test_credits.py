@@ -248,13 +248,19 @@ def test_it_handles_batch_reservations_with_the_same_ledger_rules(
     credits = Credits(session, account.id)
     grant_monthly(session, "2026-11")  # 25 free
     credits.purchase(10)
-    ids = credits.reserve_many([(1, 20), (2, 10), (3, 8), (4, 5)])
-    assert ids[2] is None and all(i is not None for i in (ids[0], ids[1], ids[3]))
+    shares = credits.reserve_many([(1, 20), (2, 10), (3, 8), (4, 5)])
+    assert shares[2] is None  # 8 more than the 5 left: held, and the next still fits
+    # One entry for the batch; each message knows its part of the free credits.
+    assert [share and share.free for share in shares] == [20, 5, None, 0]
+    assert len({share.reservation_id for share in shares if share}) == 1
     assert _checked(credits) == Balance(free=0, purchased=0, reserved=35)
-    first, second = credits.reservation(ids[0] or 0), credits.reservation(ids[1] or 0)
-    assert (first.free, first.purchased) == (20, 0)
-    assert (second.free, second.purchased) == (5, 5)  # free first, then purchased
-    credits.release(ids[1] or 0)
-    credits.charge(ids[0] or 0)
-    assert _checked(credits) == Balance(free=5, purchased=5, reserved=5)
+    [reserve] = [e for e in credits.ledger() if e.kind == "reserve"]
+    assert (reserve.amount, reserve.free_delta, reserve.purchased_delta) == (35, -25, -10)
+    assert (reserve.message_id, reserve.note) == (None, "3 messages")
+    # A batch of one names its message, as `reserve` does.
+    credits.purchase(3)
+    [alone] = credits.reserve_many([(9, 3)])
+    assert alone is not None and credits.reservation(alone.reservation_id).message_id == 9
+    assert credits.reserve_many([(10, 1)]) == [None]  # nothing left: nothing written
+    assert _checked(credits) == Balance(free=0, purchased=0, reserved=38)
     session.commit()

@@ -7,17 +7,23 @@ import pkgutil
 import sqlite3
 import threading
 import time
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 import sendline.store
 from sendline.errors import DatabaseUnavailable, PendingMigrations
+from sendline.store.accounts import Accounts
 from sendline.store.db import (
+    MIGRATIONS_DIR,
     begin_immediate,
     create_engine_for,
     head_revision,
@@ -161,3 +167,47 @@ def test_it_refuses_an_unreachable_database() -> None:
         open_engine("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2")
     assert caught.value.code == "database_unavailable"
     assert "127.0.0.1" in caught.value.message
+
+
+def test_it_handles_migrating_messages_in_flight_to_batch_reservations(
+    empty_database_url: str,
+) -> None:
+    """0005: a message queued before it keeps the free part of its own reservation, so
+    a release after the upgrade returns its credits to the right buckets."""
+    engine = create_engine_for(empty_database_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0004")
+        with Session(engine) as session:
+            account = Accounts(session).create(
+                "Old", product_line="marketing", tier="plus", last_purchase_on=date(2022, 6, 1)
+            )
+            session.commit()
+            account_id = account.id
+        with engine.begin() as conn:
+            reserve = conn.execute(
+                text(
+                    "INSERT INTO credit_ledger (account_id, kind, amount, free_delta, "
+                    "purchased_delta, reserved_delta, created_at) "
+                    "VALUES (:a, 'reserve', 5, -3, -2, 5, :t) RETURNING id"
+                ),
+                {"a": account_id, "t": datetime(2026, 11, 30, tzinfo=UTC)},
+            ).scalar_one()
+            for reservation in (reserve, None):
+                conn.execute(
+                    text(
+                        "INSERT INTO messages (account_id, kind, segments, credits, "
+                        "reservation_id, status, attempts, created_at, updated_at) "
+                        "VALUES (:a, 'marketing', 5, 5, :r, 'queued', 0, :t, :t)"
+                    ),
+                    {"a": account_id, "r": reservation, "t": datetime(2026, 11, 30, tzinfo=UTC)},
+                )
+        assert upgrade(engine) == ["0005"]
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT credits_free FROM messages ORDER BY id")).all()
+        assert [row[0] for row in rows] == [3, 0]
+    finally:
+        engine.dispose()

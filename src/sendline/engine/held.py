@@ -25,7 +25,7 @@ from sendline.engine.replies import settle_reply
 from sendline.engine.zones import Zones
 from sendline.errors import InvalidInput, NotFound
 from sendline.sms.links import ShortenerList
-from sendline.store.credits import Credits
+from sendline.store.credits import Credits, Share
 from sendline.store.engine_models import MESSAGE_STATUSES, Message
 from sendline.store.models import Account
 from sendline.store.rows import update_rows
@@ -155,9 +155,9 @@ def _release_marketing(
     windows: dict[Zones, datetime] = {}
     rows = []
     for (message, contact), verdict in zip(pairs, verdicts, strict=True):
-        reservation = next(reserved) if isinstance(verdict, Draft) else None
-        due_at = pipeline.due_at(contact, now, windows) if reservation is not None else None
-        rows.append(_row(message, contact, verdict, reservation, due_at) | {"updated_at": now})
+        share = next(reserved) if isinstance(verdict, Draft) else None
+        due_at = pipeline.due_at(contact, now, windows) if share is not None else None
+        rows.append(_row(message, contact, verdict, share, due_at) | {"updated_at": now})
     _write(session, messages, rows)
 
 
@@ -165,7 +165,7 @@ def _row(
     message: Message,
     contact: ContactFacts,
     verdict: Draft | Hold,
-    reservation: int | None,
+    share: Share | None,
     due_at: datetime | None,
 ) -> dict[str, Any]:
     """A released message's new columns (every row the same keys: one statement)."""
@@ -177,12 +177,13 @@ def _row(
         "encoding": message.encoding,
         "segments": message.segments,
         "credits": message.credits,
-        "reservation_id": reservation,
+        "reservation_id": share.reservation_id if share else None,
+        "credits_free": share.free if share else 0,
     }
     if isinstance(verdict, Draft):
         row |= {"body": verdict.body, "encoding": verdict.encoding}
         row |= {"segments": verdict.segments, "credits": verdict.credits}
-        if reservation is None:
+        if share is None:
             verdict = NO_CREDITS
     if isinstance(verdict, Hold):
         return row | {

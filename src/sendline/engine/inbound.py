@@ -28,7 +28,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from sendline.engine.replies import queue_reply
-from sendline.engine.statuses import settle_reservations
+from sendline.engine.statuses import SHARE_COLUMNS, settle_shares
 from sendline.engine.triggers import on_reply
 from sendline.sms.optout import ReplyAction, classify_reply
 from sendline.sms.phone import check_phone
@@ -233,12 +233,10 @@ def cancel_pending(session: Session, account_id: int, contact_id: int, now: date
             Message.status.in_(("queued", "held")),
         )
         .values(status="canceled", detail="canceled: the contact opted out (R12)", updated_at=now)
-        .returning(Message.account_id, Message.reservation_id)
+        .returning(*SHARE_COLUMNS)
         .execution_options(synchronize_session="fetch")
     ).all()
-    settle_reservations(
-        session, [(row[0], row[1]) for row in rows if row[1] is not None], "release"
-    )
+    settle_shares(session, rows, "release")
     return len(rows)
 
 

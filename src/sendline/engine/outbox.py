@@ -18,7 +18,7 @@ from typing import Any, cast
 from sqlalchemy import Table, or_, select, update
 from sqlalchemy.orm import Session
 
-from sendline.engine.statuses import SettleKind, adopt_record, settle_reservations
+from sendline.engine.statuses import SHARE_COLUMNS, SettleKind, adopt_record, settle_shares
 from sendline.providers.base import OutboundSms, ProviderRecord
 from sendline.store.engine_models import Message
 from sendline.store.models import Account
@@ -167,10 +167,10 @@ def cancel(session: Session, worker_id: str, ids: Sequence[int], detail: str, no
         update(Message)
         .where(*ours(session, worker_id, ids))
         .values(status="canceled", detail=detail, updated_at=now)
-        .returning(Message.account_id, Message.reservation_id)
+        .returning(*SHARE_COLUMNS)
         .execution_options(synchronize_session=False)
     ).all()
-    settle_reservations(session, _reservations(rows), "release")
+    settle_shares(session, rows, "release")
     return len(rows)
 
 
@@ -185,7 +185,7 @@ def record_outcomes(
         rows = _record(session, worker_id, provider, status, group, now)
         if status in ("sent", "failed"):
             kind: SettleKind = "charge" if status == "sent" else "release"
-            settle_reservations(session, rows, kind)
+            settle_shares(session, rows, kind)
 
 
 def _record(
@@ -195,8 +195,8 @@ def _record(
     status: str,
     group: Sequence[Outcome],
     now: datetime,
-) -> list[tuple[int, int]]:
-    """One group's outcomes; returns (account_id, reservation_id) of the rows still ours.
+) -> Sequence[Any]:
+    """One group's outcomes; returns the rows still ours (SHARE_COLUMNS).
 
     Two statements whatever the group's size: which rows we still hold (locked until
     commit on PostgreSQL; SQLite's writer holds the whole database), then one UPDATE of
@@ -212,9 +212,7 @@ def _record(
     elif status in ("queued", "deferred"):
         values |= {"status": "queued", "claimed_by": None, "claimed_at": None}
     rows = session.execute(
-        select(Message.id, Message.account_id, Message.reservation_id)
-        .where(*ours(session, worker_id, ids))
-        .with_for_update()
+        select(*SHARE_COLUMNS).where(*ours(session, worker_id, ids)).with_for_update()
     ).all()
     still_ours = {row[0] for row in rows}
     per_row = []
@@ -228,7 +226,7 @@ def _record(
             row["attempts"] = outcome.job.attempts - 1
         per_row.append(row)
     update_rows(session, _MESSAGES, per_row, fixed=values)
-    return _reservations([(row[1], row[2]) for row in rows])
+    return rows
 
 
 def settle_lookup(
@@ -313,7 +311,3 @@ _PER_ROW: dict[str, tuple[str, ...]] = {
     "unknown": ("error_code", "detail"),
     "deferred": ("detail", "due_at"),
 }
-
-
-def _reservations(rows: Sequence[Any]) -> list[tuple[int, int]]:
-    return [(row[0], row[1]) for row in rows if row[1] is not None]

@@ -237,7 +237,7 @@ class Pipeline:
         except InsufficientCredits as exc:
             hold(message, Hold("insufficient_credits", str(exc)), now)
             return
-        message.reservation_id = reservation.id
+        message.reservation_id, message.credits_free = reservation.id, reservation.free
         message.due_at = self.due_at(contact, now)
         message.updated_at = now
 
@@ -280,8 +280,8 @@ class Pipeline:
         ]
         if not rows:
             return 0
-        # Ids first, so each reservation names its message and each message its
-        # reservation in one pass, and the insert is a plain executemany.
+        # Ids first: a batch's reservation names its message when it has one, and the
+        # insert is a plain executemany.
         for row, message_id in zip(rows, allocate_ids(session, "messages", len(rows)), strict=True):
             row["id"] = message_id
         queued = [row for row in rows if row["status"] == "queued"]
@@ -315,6 +315,7 @@ class Pipeline:
             "to_e164": contact.phone_e164,
             "region": contact.phone_region,
             "reservation_id": None,
+            "credits_free": 0,
             "created_at": now,
             "updated_at": now,
         }
@@ -342,12 +343,12 @@ class Pipeline:
     def _reserve_batch(self, session: Session, queued: list[dict[str, Any]], now: datetime) -> None:
         """Reserve the queued rows' credits, in order; those the balance cannot cover
         become held (R3) before they are written."""
-        reservations = Credits(session, self.account.id).reserve_many(
+        shares = Credits(session, self.account.id).reserve_many(
             [(row["id"], row["credits"]) for row in queued]
         )
-        for row, reservation in zip(queued, reservations, strict=True):
-            if reservation is not None:
-                row["reservation_id"] = reservation
+        for row, share in zip(queued, shares, strict=True):
+            if share is not None:
+                row["reservation_id"], row["credits_free"] = share.reservation_id, share.free
                 continue
             row.update(status="held", held_reason=NO_CREDITS.reason, due_at=None)
             row["detail"] = NO_CREDITS.detail

@@ -66,6 +66,6 @@ def settle_reply(session: Session, account: Account, message: Message, now: date
     except InsufficientCredits as exc:
         hold(message, Hold("insufficient_credits", str(exc)), now)
         return
-    message.reservation_id = reservation.id
+    message.reservation_id, message.credits_free = reservation.id, reservation.free
     message.due_at = now
     message.updated_at = now

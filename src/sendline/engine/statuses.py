@@ -16,9 +16,9 @@ the message): `sending`/`unknown` back to `queued`. It never goes through `advan
 Credits follow the status. A message the provider accepted is charged (carriers bill
 `undelivered` messages too); one that `failed` is released, or refunded if it was
 already charged (carriers do not bill a failed send); a canceled one is released. The
-dispatcher settles hundreds of messages per transaction, so `settle_reservations` writes
-the same ledger entries as `Credits.charge` / `Credits.release` for a whole batch with a
-handful of statements instead of four round trips per message.
+dispatcher settles hundreds of messages per transaction, so `settle_shares` writes one
+ledger entry per reservation for all of them (a batch's messages share one reservation,
+see `Credits.reserve_many`), each message's share taken from its own row.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
 from sendline.providers.base import DeliveryReport, ProviderRecord
-from sendline.store.credits import Credits
 from sendline.store.engine_models import Message
 from sendline.store.models import CreditBalance, LedgerEntry
 from sendline.store.rows import insert_rows
@@ -55,7 +54,7 @@ FINAL = frozenset({"delivered", "undelivered", "failed", "canceled"})
 ACCEPTED = frozenset({"sent", "delivered", "undelivered"})
 REPORTABLE = frozenset({"sent", "delivered", "undelivered", "failed"})
 
-SettleKind = Literal["charge", "release"]
+SettleKind = Literal["charge", "release", "refund"]
 _LEDGER = cast(Table, LedgerEntry.__table__)
 
 
@@ -171,73 +170,96 @@ def adopt_record(
     session.flush()
 
 
-def settle_message(session: Session, message: Message, old_status: str) -> None:
-    """Settle one message's reservation for the status it just reached (the slow path)."""
-    if message.reservation_id is None:
-        return
-    credits = Credits(session, message.account_id)
-    state = credits.reservation(message.reservation_id).state
-    if message.status in ACCEPTED and state == "open":
-        credits.charge(message.reservation_id)
-    elif message.status == "failed" and state == "open":
-        credits.release(message.reservation_id)
-    elif message.status == "failed" and state == "charged" and old_status in ACCEPTED:
+# A message's share of its reservation, as the settling statements select or return it.
+SHARE_COLUMNS = (
+    Message.id,
+    Message.account_id,
+    Message.reservation_id,
+    Message.credits,
+    Message.credits_free,
+)
+OPEN = frozenset({"queued", "sending", "unknown"})  # reserved, not yet settled
+
+
+def settlement(old_status: str, new_status: str) -> SettleKind | None:
+    """What a move from `old_status` to `new_status` does to the message's credits.
+
+    A status moves forward once (R16), under the message's row lock, so a message is
+    settled exactly once for each of these moves: the move is the guard."""
+    if not can_advance(old_status, new_status):
+        return None
+    if old_status in OPEN and new_status in ACCEPTED:
+        return "charge"
+    if old_status in OPEN and new_status in ("failed", "canceled"):
+        return "release"
+    if old_status in ACCEPTED and new_status == "failed":
         # The carrier reported a failure after accepting: it does not bill those.
-        credits.refund(message.reservation_id)
-    elif message.status == "canceled" and state == "open":
-        credits.release(message.reservation_id)
+        return "refund"
+    return None
 
 
-def settle_reservations(
-    session: Session, items: Iterable[tuple[int, int]], kind: SettleKind
-) -> int:
-    """Charge or release many open reservations given as (account_id, reservation_id).
+def settle_message(session: Session, message: Message, old_status: str) -> None:
+    """Settle one message's credits for the status it just reached (the slow path)."""
+    kind = settlement(old_status, message.status)
+    if kind is not None:
+        share = (message.id, message.account_id, message.reservation_id)
+        settle_shares(session, [(*share, message.credits, message.credits_free)], kind)
 
-    The same ledger entries `Credits.charge` / `Credits.release` write, per account in
-    one pass. Accounts are locked in id order, so two workers settling overlapping
-    accounts cannot deadlock. A reservation that is no longer open is skipped (the
-    unique index on (reservation_id, kind) would refuse a second settlement anyway).
-    Returns the number settled.
+
+def settle_shares(session: Session, shares: Iterable[Sequence[Any]], kind: SettleKind) -> int:
+    """Settle messages' credits: rows of SHARE_COLUMNS (those without a reservation are
+    skipped), each just moved by `settlement` to `kind`. Returns how many were settled.
+
+    One ledger entry per reservation and account per call, whatever the number of its
+    messages: a blast settles hundreds of messages per transaction, and two entries per
+    message were most of its writes. The entry names the message when it settles one.
+    Accounts are locked in id order, so two workers settling overlapping accounts cannot
+    deadlock.
     """
-    by_account: dict[int, list[int]] = defaultdict(list)
-    for account_id, reservation_id in items:
-        by_account[account_id].append(reservation_id)
-    settled = 0
+    by_account: dict[int, dict[int, list[tuple[int, int, int]]]] = defaultdict(dict)
+    for message_id, account_id, reservation_id, credits, free in shares:
+        if reservation_id is not None:
+            groups = by_account[account_id]
+            groups.setdefault(reservation_id, []).append((message_id, credits, free))
     for account_id in sorted(by_account):
-        settled += _settle_account(session, account_id, by_account[account_id], kind)
-    return settled
+        _settle_account(session, account_id, by_account[account_id], kind)
+    return sum(len(group) for groups in by_account.values() for group in groups.values())
 
 
 def _settle_account(
-    session: Session, account_id: int, reservation_ids: Sequence[int], kind: SettleKind
-) -> int:
-    # Lock the balance first, as Credits does: the open-state check below is then
-    # race-free against any concurrent Credits call on this account.
+    session: Session,
+    account_id: int,
+    groups: dict[int, list[tuple[int, int, int]]],
+    kind: SettleKind,
+) -> None:
+    # Lock the balance first, as Credits does: every change to it starts there.
     session.execute(
         select(CreditBalance.account_id)
         .where(CreditBalance.account_id == account_id)
         .with_for_update()
     )
-    reserves = _open_reserves(session, account_id, reservation_ids)
-    if not reserves:
-        return 0
-    last_period_id = _last_period_entry(session, account_id) if kind == "release" else None
+    last_period_id = _last_period_entry(session, account_id) if kind != "charge" else None
     now = utcnow()
     entries: list[dict[str, Any]] = []
     totals = {"free": 0, "purchased": 0, "reserved": 0}
-    for reserve_id, amount, free_delta, purchased_delta, message_id in reserves:
-        deltas = {"free": 0, "purchased": 0, "reserved": -amount}
-        if kind == "release":
-            deltas["free"], deltas["purchased"] = -free_delta, -purchased_delta
-        entries.append(_entry(account_id, kind, amount, deltas, message_id, reserve_id, now))
+    for reservation_id, group in groups.items():
+        amount = sum(credits for _, credits, _ in group)
+        free = sum(part for _, _, part in group)
+        deltas = {"free": 0, "purchased": 0, "reserved": 0 if kind == "refund" else -amount}
+        if kind != "charge":  # credits go back to the buckets they came from
+            deltas["free"], deltas["purchased"] = free, amount - free
+        entry = _entry(account_id, kind, amount, deltas, reservation_id, now)
+        entry["message_id"] = group[0][0] if len(group) == 1 else None
+        entry["note"] = None if len(group) == 1 else f"{len(group)} messages"
+        entries.append(entry)
         for bucket, delta in deltas.items():
             totals[bucket] += delta
         # R2: free credits coming back after their month was closed expire at once.
-        if kind == "release" and free_delta and last_period_id and last_period_id > reserve_id:
-            expire = {"free": free_delta, "purchased": 0, "reserved": 0}
-            entries.append(_entry(account_id, "expire", -free_delta, expire, None, reserve_id, now))
+        if kind != "charge" and free and last_period_id and last_period_id > reservation_id:
+            expire = {"free": -free, "purchased": 0, "reserved": 0}
+            entries.append(_entry(account_id, "expire", free, expire, reservation_id, now))
             entries[-1]["note"] = "free credits returned after their month ended"
-            totals["free"] += free_delta
+            totals["free"] -= free
     insert_rows(session, _LEDGER, entries)
     session.execute(
         update(CreditBalance)
@@ -249,7 +271,6 @@ def _settle_account(
         )
         .execution_options(synchronize_session=False)
     )
-    return len(reserves)
 
 
 def _last_period_entry(session: Session, account_id: int) -> int | None:
@@ -267,41 +288,11 @@ def _last_period_entry(session: Session, account_id: int) -> int | None:
     return max(ids, default=None)
 
 
-def _open_reserves(
-    session: Session, account_id: int, reservation_ids: Sequence[int]
-) -> list[tuple[int, int, int, int, int | None]]:
-    rows = session.execute(
-        select(
-            LedgerEntry.id,
-            LedgerEntry.amount,
-            LedgerEntry.free_delta,
-            LedgerEntry.purchased_delta,
-            LedgerEntry.message_id,
-        ).where(
-            LedgerEntry.account_id == account_id,
-            LedgerEntry.kind == "reserve",
-            among(session, LedgerEntry.id, reservation_ids),
-        )
-    ).all()
-    # No account filter here: it would lead SQLite's planner to the (account_id, id)
-    # index and a scan of the whole ledger; reservation ids are unique anyway.
-    closed = set(
-        session.scalars(
-            select(LedgerEntry.reservation_id).where(
-                among(session, LedgerEntry.reservation_id, reservation_ids),
-                LedgerEntry.kind.in_(("charge", "release", "refund")),
-            )
-        )
-    )
-    return [tuple(row) for row in rows if row[0] not in closed]  # type: ignore[misc]
-
-
 def _entry(
     account_id: int,
     kind: str,
     amount: int,
     deltas: dict[str, int],
-    message_id: int | None,
     reservation_id: int,
     now: datetime,
 ) -> dict[str, Any]:
@@ -312,7 +303,7 @@ def _entry(
         "free_delta": deltas["free"],
         "purchased_delta": deltas["purchased"],
         "reserved_delta": deltas["reserved"],
-        "message_id": message_id,
+        "message_id": None,
         "reservation_id": reservation_id,
         "period": None,
         "note": None,

@@ -13,6 +13,13 @@ bucket it came from. Free credits do not roll over: the monthly job (store/month
 expires what is left, and free credits that come back after their period ended (a late
 release or refund) are expired on the spot.
 
+Reservations. `reserve` holds credits for one message (or none) and `charge`, `release`
+and `refund` settle it whole. `reserve_many` holds them for a batch of messages in one
+entry; each message keeps its share (`Share`: credits, and how many were free) on its
+own row, and is settled on its own or with others of its batch, by entries that name
+the batch's reservation (`engine.statuses.settle_shares`), never by the whole-reservation
+operations.
+
 Concurrency. Every change locks the account's balance row first (SELECT ... FOR UPDATE
 on PostgreSQL; SQLite transactions start with BEGIN IMMEDIATE), so two processes can
 never both spend the same credit, and the CHECK constraints (>= 0) stand behind that.
@@ -22,9 +29,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import cast
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from sendline.errors import (
@@ -34,12 +40,9 @@ from sendline.errors import (
     InvalidReservationState,
     NotFound,
 )
-from sendline.store.ids import allocate_ids
 from sendline.store.models import Account, CreditBalance, LedgerEntry
-from sendline.store.rows import insert_rows
 
 MAX_PURCHASE = 10_000_000
-_LEDGER = cast(Table, LedgerEntry.__table__)
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,15 @@ class Reservation:
     free: int
     purchased: int
     state: str  # open | charged | released | refunded
+
+
+@dataclass(frozen=True)
+class Share:
+    """A message's part of a reservation: which one, and how many of its credits came
+    from free ones (a release returns them there)."""
+
+    reservation_id: int
+    free: int
 
 
 @dataclass(frozen=True)
@@ -176,51 +188,46 @@ class Credits:
         )
         return self._as_reservation(entry, state="open")
 
-    def reserve_many(self, requests: list[tuple[int, int]]) -> list[int | None]:
-        """Reserve for many new messages at once: (message_id, amount) pairs in, the
-        reservation id (or None where the balance ran out) out, in order.
+    def reserve_many(self, requests: list[tuple[int, int]]) -> list[Share | None]:
+        """Reserve for many new messages at once: (message_id, amount) pairs in, each
+        message's share of the batch's reservation (None where the balance ran out)
+        out, in order. Free credits go first, message by message.
 
-        The pipeline's batch path: one balance lock and one executemany (ids taken in
-        advance) instead of a lock, an insert and an update per message. Same entries
-        as `reserve`.
+        The pipeline's batch path: one balance lock and one ledger entry for the whole
+        batch (naming its message when there is one), instead of a lock and an entry
+        per message. Each message keeps its share on its own row, and its settlement
+        names the same reservation (`engine.statuses.settle_shares`).
         """
         self.account().require_sms()
         row = self.lock_balance()
-        now = datetime.now(UTC)
-        entries: list[dict[str, object]] = []
-        placed: list[bool] = []
+        placed: list[tuple[int, int, int] | None] = []
         # Plain ints in the loop, the balance row set once: every ORM attribute write is
         # instrumented, and a batch is hundreds of messages.
-        free, purchased, reserved = row.free, row.purchased, row.reserved
+        free, purchased = row.free, row.purchased
         for message_id, amount in requests:
             _check_amount(amount, MAX_PURCHASE)
             if amount > free + purchased:
-                placed.append(False)
+                placed.append(None)
                 continue
             from_free = min(free, amount)
             free, purchased = free - from_free, purchased - (amount - from_free)
-            reserved += amount
-            placed.append(True)
-            entries.append(
-                {
-                    "account_id": self.account_id,
-                    "kind": "reserve",
-                    "amount": amount,
-                    "free_delta": -from_free,
-                    "purchased_delta": -(amount - from_free),
-                    "reserved_delta": amount,
-                    "message_id": message_id,
-                    "created_at": now,
-                }
-            )
-        row.free, row.purchased, row.reserved = free, purchased, reserved
-        ids = allocate_ids(self._session, "credit_ledger", len(entries))
-        for entry, entry_id in zip(entries, ids, strict=True):
-            entry["id"] = entry_id
-        insert_rows(self._session, _LEDGER, entries)
-        self._session.flush()
-        taken = iter(ids)
-        return [next(taken) if ok else None for ok in placed]
+            placed.append((message_id, amount, from_free))
+        taken = [share for share in placed if share is not None]
+        if not taken:
+            return [None] * len(placed)
+        amount = sum(share[1] for share in taken)
+        from_free = row.free - free
+        entry = self.append_entry(
+            row,
+            "reserve",
+            amount,
+            free=-from_free,
+            purchased=-(amount - from_free),
+            reserved=amount,
+            message_id=taken[0][0] if len(taken) == 1 else None,
+            note=None if len(taken) == 1 else f"{len(taken)} messages",
+        )
+        return [Share(entry.id, share[2]) if share else None for share in placed]
 
     def charge(self, reservation_id: int) -> LedgerEntry:
         """Settle an open reservation: the held credits are spent."""

@@ -150,6 +150,8 @@ class Message(Base):
     encoding: Mapped[str | None] = mapped_column(String(5))
     segments: Mapped[int] = mapped_column(Integer, default=0)
     credits: Mapped[int] = mapped_column(Integer, default=0)
+    # How many of `credits` came from free ones: a release returns them there (R2).
+    credits_free: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     reservation_id: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(12))  # "undelivered" has 11 (migration 0003)
     held_reason: Mapped[str | None] = mapped_column(String(32))

@@ -189,11 +189,11 @@ class LedgerEntry(Base):
             sqlite_where=text("period IS NOT NULL"),
             postgresql_where=text("period IS NOT NULL"),
         ),
+        # Not unique: a batch reservation is settled in parts (migration 0005).
         Index(
-            "uq_credit_ledger_settlement",
+            "ix_credit_ledger_reservation",
             "reservation_id",
             "kind",
-            unique=True,
             sqlite_where=text("reservation_id IS NOT NULL"),
             postgresql_where=text("reservation_id IS NOT NULL"),
         ),
