@@ -1,11 +1,14 @@
 """The engine end to end: a one-step blast automation over N contacts until every message
 is accepted by the sandbox provider (rate limits off), beside a bare-SQL floor.
 
-For SQLite (1 worker) and PostgreSQL (1 and 2 workers): messages/s, worker CPU
-microseconds per message, peak worker RSS. The floor, measured in the same run on the
-same database: the same number of message rows inserted, claimed (in batches, FOR UPDATE
-SKIP LOCKED on PostgreSQL) and updated twice with bare SQL, in one process. Target (issue
-4): end to end >= 30% of the floor. BENCH_ENGINE_CONTACTS sets N (default 100,000).
+For SQLite (1 worker) and PostgreSQL (1 and 2 workers): messages/s from the bulk start
+until the sandbox accepted the last message (by its own acceptance time), and until the
+workers found no work left (the last receipts, two seconds later, and the idle check
+included); worker CPU microseconds per message (receipts included); peak worker RSS.
+The floor, measured in the same run on the same database: the same number of message
+rows inserted, claimed (in batches, FOR UPDATE SKIP LOCKED on PostgreSQL) and updated
+twice with bare SQL, in one process. Target (issue 4): end to end >= 30% of the floor.
+BENCH_ENGINE_CONTACTS sets N (default 100,000).
 """
 
 from __future__ import annotations
@@ -110,9 +113,9 @@ def prepare(engine: Engine, count: int) -> tuple[int, int]:
 def end_to_end(url: str, engine: Engine, workers: int, count: int) -> dict[str, float]:
     account_id, automation_id = prepare(engine, count)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), datetime.now(UTC)
     with session_factory(engine).begin() as session:
-        start_bulk(session, account_id, automation_id, now=datetime.now(UTC))
+        start_bulk(session, account_id, automation_id, now=started_at)
     processes = [
         subprocess.Popen(
             [sys.executable, "-m", "bench.engine_worker", url, f"bench-{i}", str(BATCH)]
@@ -122,15 +125,23 @@ def end_to_end(url: str, engine: Engine, workers: int, count: int) -> dict[str, 
     for process in processes:
         if process.wait() != 0:
             raise RuntimeError(f"bench worker exited with {process.returncode}")
-    elapsed = time.perf_counter() - started
+    idle = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     with engine.connect() as conn:
-        accepted = conn.scalar(select(func.count()).select_from(SandboxMessage))
+        accepted, last = conn.execute(
+            select(func.count(), func.max(SandboxMessage.accepted_at))
+        ).one()
     if accepted != count:
         raise RuntimeError(f"the sandbox accepted {accepted} messages, expected {count}")
+    # The figure the issue asks for ends when the sandbox accepted the last message, by
+    # the carrier's own clock (this machine's). The workers run on past it: the last
+    # delivery receipts are due two seconds later (the sandbox's report delay), then
+    # half a second of idling tells them the work is done. That tail is `idle_rate`.
+    elapsed = last - started_at  # max() keeps the column's type: an aware datetime
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {
-        "rate": count / elapsed,
+        "rate": count / elapsed.total_seconds(),
+        "idle_rate": count / idle,
         "cpu_us": cpu / count * 1e6,
         "rss_mb": after.ru_maxrss / 1024,
     }
@@ -194,6 +205,7 @@ def _one(kind: str, workers: int, url: str, count: int) -> list[Any]:
     return [
         f"{kind}, {workers} worker{'s' if workers > 1 else ''}",
         f"{figures['rate']:,.0f}",
+        f"{figures['idle_rate']:,.0f}",
         f"{figures['cpu_us']:,.0f}",
         f"{figures['rss_mb']:,.0f}",
         f"{floor:,.0f}",
@@ -217,11 +229,15 @@ def run() -> None:
             rows.append(_one("PostgreSQL", workers, url, CONTACTS))
         finally:
             drop()
-    print(f"   one-step blast over {CONTACTS:,} contacts, until the sandbox accepted all")
+    print(
+        f"   one-step blast over {CONTACTS:,} contacts, until the sandbox accepted all "
+        "(to idle: until the workers saw no work left, receipts included)"
+    )
     print_table(
         [
             "database",
             "msgs/s",
+            "to idle",
             "CPU us/msg",
             "peak RSS MB",
             "floor msgs/s",

@@ -68,13 +68,14 @@ def test_it_handles_nothing_to_write(session: Session) -> None:
 
 
 def test_it_handles_a_failed_insert_without_a_partial_write(session: Session) -> None:
-    insert_rows(session, SANDBOX, [_carrier_record("SMdup")])
+    insert_rows(session, SANDBOX, [_carrier_record("SMold") | {"id": 1}])
     session.commit()
+    again = [_carrier_record("SMnew") | {"id": 2}, _carrier_record("SMdup") | {"id": 1}]
     with pytest.raises(Exception):  # noqa: B017 - the driver's own unique-violation error
-        insert_rows(session, SANDBOX, [_carrier_record("SMnew"), _carrier_record("SMdup")])
+        insert_rows(session, SANDBOX, again)  # the second row's id is taken
     session.rollback()
     ids = session.scalars(select(SandboxMessage.provider_id)).all()
-    assert ids == ["SMdup"]
+    assert ids == ["SMold"]
 
 
 def _three_queued(session: Session) -> list[Message]:
