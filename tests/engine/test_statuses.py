@@ -216,19 +216,15 @@ def test_it_handles_a_batch_reservation_settled_in_parts(session: Session) -> No
     account = make_account(session, credits=10, purchased_on=date(2022, 6, 1))  # legacy
     grant_monthly(session, "2026-11", account_ids=[account.id])  # 25 free credits
     credits = Credits(session, account.id)
-    shares = credits.reserve_many([(1, 20), (2, 10), (3, 4)])
-    assert [s and (s.reservation_id, s.free) for s in shares] == [
-        (shares[0].reservation_id, 20),  # type: ignore[union-attr]
-        (shares[0].reservation_id, 5),  # type: ignore[union-attr]
-        (shares[0].reservation_id, 0),  # type: ignore[union-attr]
-    ]
+    first, second, third = credits.reserve_many([(1, 20), (2, 10), (3, 4)])
+    assert first is not None and second is not None and third is not None
     [reserve] = [e for e in credits.ledger() if e.kind == "reserve"]
+    assert {first.reservation_id, second.reservation_id, third.reservation_id} == {reserve.id}
+    assert (first.free, second.free, third.free) == (20, 5, 0)  # free credits first
     assert (reserve.amount, reserve.free_delta, reserve.purchased_delta) == (34, -25, -9)
     assert reserve.message_id is None and reserve.note == "3 messages"
-    first, second, _ = shares
-    assert first is not None and second is not None
-    settle_shares(session, [(1, account.id, first.reservation_id, 20, 20)], "charge")
-    settle_shares(session, [(2, account.id, second.reservation_id, 10, 5)], "release")
+    settle_shares(session, [(1, account.id, reserve.id, 20, 20)], "charge")
+    settle_shares(session, [(2, account.id, reserve.id, 10, 5)], "release")
     session.commit()
     assert credits.balance() == Balance(free=5, purchased=6, reserved=4)
     assert credits.audit().ok
