@@ -220,9 +220,7 @@ class Pipeline:
             message.body, message.encoding = outcome.body, outcome.encoding
             message.segments, message.credits = outcome.segments, outcome.credits
             # Counted before this message is in the session.
-            recent = recent_counts(session, [contact.id], now).get(contact.id, 0)
-            if recent >= self.account.frequency_cap:
-                outcome = _cap_hold(self.account.frequency_cap)
+            outcome = self.capped(outcome, contact.id, recent_counts(session, [contact.id], now))
         session.add(message)
         if isinstance(outcome, Hold):
             hold(message, outcome, now)

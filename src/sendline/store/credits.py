@@ -176,16 +176,7 @@ class Credits:
         available = row.free + row.purchased
         if amount > available:
             raise InsufficientCredits(f"{amount} credits needed, {available} available")
-        from_free = min(row.free, amount)
-        entry = self.append_entry(
-            row,
-            "reserve",
-            amount,
-            free=-from_free,
-            purchased=-(amount - from_free),
-            reserved=amount,
-            message_id=message_id,
-        )
+        entry = self._append_reserve(row, amount, min(row.free, amount), message_id)
         return self._as_reservation(entry, state="open")
 
     def reserve_many(self, requests: list[tuple[int, int]]) -> list[Share | None]:
@@ -215,17 +206,13 @@ class Credits:
         taken = [share for share in placed if share is not None]
         if not taken:
             return [None] * len(placed)
-        amount = sum(share[1] for share in taken)
-        from_free = row.free - free
-        entry = self.append_entry(
+        alone = len(taken) == 1
+        entry = self._append_reserve(
             row,
-            "reserve",
-            amount,
-            free=-from_free,
-            purchased=-(amount - from_free),
-            reserved=amount,
-            message_id=taken[0][0] if len(taken) == 1 else None,
-            note=None if len(taken) == 1 else f"{len(taken)} messages",
+            sum(share[1] for share in taken),
+            row.free - free,
+            taken[0][0] if alone else None,
+            note=None if alone else f"{len(taken)} messages",
         )
         return [Share(entry.id, share[2]) if share else None for share in placed]
 
@@ -336,6 +323,26 @@ class Credits:
         return entry
 
     # -- internals ---------------------------------------------------------------
+
+    def _append_reserve(
+        self,
+        row: CreditBalance,
+        amount: int,
+        from_free: int,
+        message_id: int | None,
+        note: str | None = None,
+    ) -> LedgerEntry:
+        """A reservation of `amount`, `from_free` of it free credits, the rest purchased."""
+        return self.append_entry(
+            row,
+            "reserve",
+            amount,
+            free=-from_free,
+            purchased=-(amount - from_free),
+            reserved=amount,
+            message_id=message_id,
+            note=note,
+        )
 
     def _reserve_entry(self, reservation_id: int) -> LedgerEntry:
         entry = self._session.scalars(
