@@ -15,7 +15,7 @@ from sendline.store.consent import Consent
 from sendline.store.contacts import Contacts
 from sendline.store.credits import Credits
 from sendline.store.engine_models import Message
-from sendline.store.models import Account, Contact, CreditBalance, LedgerEntry
+from sendline.store.models import Account, Contact, LedgerEntry
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 SENDER = "+14155550000"
@@ -114,9 +114,9 @@ def queue_message(
 def queue_many(
     session: Session, account: Account, contacts: list[Contact], count: int, *, due_at: datetime
 ) -> list[int]:
-    """`count` queued one-credit messages in bulk, round-robin over `contacts`, each with
-    its own reservation. The same ledger entries `Credits.reserve` writes (purchased
-    credits only), a few statements in all instead of thousands of round trips."""
+    """`count` queued one-credit messages in bulk, round-robin over `contacts`, sharing one
+    reservation as a blast's batch does (`Credits.reserve_many`): a few statements in
+    all instead of thousands of round trips."""
     rows = [
         {
             "account_id": account.id,
@@ -137,32 +137,15 @@ def queue_many(
     ids = list(
         session.scalars(insert(Message).returning(Message.id, sort_by_parameter_order=True), rows)
     )
-    balance = session.get(CreditBalance, account.id, with_for_update=True)
-    assert balance is not None and balance.free == 0 and balance.purchased >= count
-    entries = [
-        {
-            "account_id": account.id,
-            "kind": "reserve",
-            "amount": 1,
-            "free_delta": 0,
-            "purchased_delta": -1,
-            "reserved_delta": 1,
-            "message_id": message_id,
-            "created_at": due_at,
-        }
-        for message_id in ids
-    ]
-    reservations = list(
-        session.scalars(
-            insert(LedgerEntry).returning(LedgerEntry.id, sort_by_parameter_order=True), entries
-        )
-    )
+    shares = Credits(session, account.id).reserve_many([(message_id, 1) for message_id in ids])
+    assert None not in shares, "the account has too few credits for the messages"
     session.execute(
         update(Message),
-        [{"id": m, "reservation_id": r} for m, r in zip(ids, reservations, strict=True)],
+        [
+            {"id": m, "reservation_id": share.reservation_id, "credits_free": share.free}
+            for m, share in zip(ids, shares, strict=True)
+        ],
     )
-    balance.purchased -= count
-    balance.reserved += count
     session.commit()
     if session.get_bind().dialect.name == "postgresql":
         # Fresh statistics, as autovacuum would have them by the time a real outbox
