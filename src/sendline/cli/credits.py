@@ -41,9 +41,9 @@ def show(
             return
         table = Table("id", "when (UTC)", "kind", "amount", "free", "purchased", "reserved", "note")
         for entry in ledger:
-            about = entry.note or (f"message {entry.message_id}" if entry.message_id else "")
+            about = [entry.note or (f"message {entry.message_id}" if entry.message_id else "")]
             if entry.reservation_id is not None:  # a settlement: which reservation it settles
-                about = f"{about}, of reservation {entry.reservation_id}".lstrip(", ")
+                about.append(f"of reservation {entry.reservation_id}")
             table.add_row(
                 str(entry.id),
                 entry.created_at.strftime("%Y-%m-%d %H:%M"),
@@ -52,7 +52,7 @@ def show(
                 f"{entry.free_delta:+d}",
                 f"{entry.purchased_delta:+d}",
                 f"{entry.reserved_delta:+d}",
-                about,
+                ", ".join(part for part in about if part),
             )
         console.print(table)
 
