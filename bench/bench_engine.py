@@ -2,9 +2,11 @@
 is accepted by the sandbox provider (rate limits off), beside a bare-SQL floor.
 
 For SQLite (1 worker) and PostgreSQL (1 and 2 workers): messages/s from the bulk start
+(the workers already running, idle, as a service is when a marketer starts a blast)
 until the sandbox accepted the last message (by its own acceptance time), and until the
 workers found no work left (the last receipts, two seconds later, and the idle check
-included); worker CPU microseconds per message (receipts included); peak worker RSS.
+included); worker CPU microseconds per message (receipts, and the workers' own start,
+included); peak worker RSS.
 The floor, measured in the same run on the same database: the same number of message
 rows inserted, claimed (in batches, FOR UPDATE SKIP LOCKED on PostgreSQL) and updated
 twice with bare SQL, in one process. Target (issue 4): end to end >= 30% of the floor.
@@ -113,15 +115,22 @@ def prepare(engine: Engine, count: int) -> tuple[int, int]:
 def end_to_end(url: str, engine: Engine, workers: int, count: int) -> dict[str, float]:
     account_id, automation_id = prepare(engine, count)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started, started_at = time.perf_counter(), datetime.now(UTC)
-    with session_factory(engine).begin() as session:
-        start_bulk(session, account_id, automation_id, now=started_at)
+    # The workers run before the blast starts, as `sendline worker` does.
     processes = [
         subprocess.Popen(
-            [sys.executable, "-m", "bench.engine_worker", url, f"bench-{i}", str(BATCH)]
+            [sys.executable, "-m", "bench.engine_worker", url, f"bench-{i}", str(BATCH)],
+            stdout=subprocess.PIPE,
+            text=True,
         )
         for i in range(workers)
     ]
+    for process in processes:
+        assert process.stdout is not None
+        if process.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"bench worker exited with {process.wait()} before it was ready")
+    started, started_at = time.perf_counter(), datetime.now(UTC)
+    with session_factory(engine).begin() as session:
+        start_bulk(session, account_id, automation_id, now=started_at)
     for process in processes:
         if process.wait() != 0:
             raise RuntimeError(f"bench worker exited with {process.returncode}")

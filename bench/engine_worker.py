@@ -1,7 +1,9 @@
-"""A benchmark worker: the real Worker loop (`Worker.run`), until no work is left.
+"""A benchmark worker: the real Worker loop (`Worker.run`), until the blast is done.
 
-`python -m bench.engine_worker DATABASE_URL WORKER_ID` - its CPU time and peak RSS are
-read by the parent with getrusage(RUSAGE_CHILDREN) once it has exited.
+`python -m bench.engine_worker DATABASE_URL WORKER_ID` - it prints "ready" once its loop
+runs (idle: the parent starts the blast after that, as a marketer starts one while the
+service runs), then works until it has seen work and none is left. Its CPU time and peak
+RSS are read by the parent with getrusage(RUSAGE_CHILDREN) once it has exited.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import time
 
 from sqlalchemy import func, select
 
-from sendline.engine.worker import Worker, WorkerOptions
+from sendline.engine.worker import Worker, WorkerOptions, tune_garbage_collector
 from sendline.providers.sandbox import SandboxProvider
 from sendline.store.db import open_engine, session_factory
 from sendline.store.engine_models import AutomationRun, Message
@@ -41,13 +43,19 @@ def main(url: str, worker_id: str, batch_size: int) -> None:
         worker_id=worker_id, batch_size=batch_size, reconcile_every=3600, date_scan_every=3600
     )
     worker = Worker(factory, provider, options)
+    tune_garbage_collector()  # as `sendline worker` does
     loop = threading.Thread(target=worker.run)
     loop.start()
+    while worker.idle_since is None:  # the first pass, warming up, has not ended yet
+        time.sleep(0.01)
+    print("ready", flush=True)
+    seen_work = False
     while loop.is_alive():
         time.sleep(0.05)
         idle_since = worker.idle_since
+        seen_work = seen_work or idle_since is None
         idle = idle_since is not None and time.monotonic() - idle_since > IDLE_CHECK_AFTER
-        if idle and not work_left(factory):
+        if seen_work and idle and not work_left(factory):
             worker.stop()
     loop.join()
     engine.dispose()

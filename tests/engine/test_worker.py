@@ -4,6 +4,8 @@ two loses none of them and sends none twice (R17)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -103,3 +105,20 @@ def test_it_handles_a_crash_between_the_runs_and_the_sends(
     assert {m.status for m in messages(session, owner)} == {"sent"}
     assert _carrier_count(session) == 3  # each sent once
     assert_ledger_ok(session, owner.id)
+
+
+def test_it_handles_the_garbage_collector_of_a_worker_process() -> None:
+    # In a process of its own: the tuning is process-wide, and this one runs the suite.
+    probe = (
+        "import gc\n"
+        "from sendline.engine.worker import GC_FIRST_THRESHOLD, tune_garbage_collector\n"
+        "before = gc.get_threshold()\n"
+        "tune_garbage_collector()\n"
+        "after = gc.get_threshold()\n"
+        "assert after == (GC_FIRST_THRESHOLD, *before[1:]), (before, after)\n"
+        "assert after[0] > before[0]\n"
+        "assert gc.get_freeze_count() > 10_000, gc.get_freeze_count()  # the imports\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert (done.returncode, done.stdout.strip()) == (0, "ok"), done.stderr

@@ -12,7 +12,12 @@ import typer
 from sendline.cli.common import console
 from sendline.cli.db import guarded
 from sendline.config import Settings, load_settings
-from sendline.engine.worker import Worker, WorkerOptions, default_worker_id
+from sendline.engine.worker import (
+    Worker,
+    WorkerOptions,
+    default_worker_id,
+    tune_garbage_collector,
+)
 from sendline.providers.factory import build_provider
 from sendline.rulebook import shorteners
 from sendline.store.db import open_engine, redact, session_factory
@@ -61,6 +66,8 @@ def serve(
         f"(database {redact(settings.database_url)}, provider {settings.provider}, "
         f"worker {'embedded' if worker else 'off'})"
     )
+    if worker:
+        tune_garbage_collector()
     uvicorn.run(
         create_app(engine, provider, options),
         host=settings.host,
@@ -89,5 +96,6 @@ def worker_command(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     console.print(f"worker {options.worker_id} on {redact(settings.database_url)}")
+    tune_garbage_collector()
     running.run()
     engine.dispose()

@@ -27,7 +27,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from sendline.engine.worker import Worker, WorkerOptions
+from sendline.engine.worker import Worker, WorkerOptions, tune_garbage_collector
 from sendline.providers.sandbox import SandboxProvider
 from sendline.store.db import create_engine_for, session_factory
 from sendline.store.engine_models import AutomationRun, Message
@@ -77,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         date_scan_every=3600.0,
     )
     worker = Worker(factory, sandbox, options)
+    tune_garbage_collector()  # as `sendline worker` does
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     try:
         while not worker.dispatcher.stopping:
