@@ -46,16 +46,18 @@ def main(url: str, worker_id: str, batch_size: int) -> None:
     tune_garbage_collector()  # as `sendline worker` does
     loop = threading.Thread(target=worker.run)
     loop.start()
-    while worker.idle_since is None:  # the first pass, warming up, has not ended yet
+    while worker.idle_since is None and loop.is_alive():  # the first pass has not ended
         time.sleep(0.01)
+    ready_idle_since = worker.idle_since
     print("ready", flush=True)
-    seen_work = False
     while loop.is_alive():
         time.sleep(0.05)
         idle_since = worker.idle_since
-        seen_work = seen_work or idle_since is None
+        # Idle since another moment than at "ready": it has worked since (perhaps all of
+        # a small blast between two looks).
+        worked = idle_since != ready_idle_since
         idle = idle_since is not None and time.monotonic() - idle_since > IDLE_CHECK_AFTER
-        if seen_work and idle and not work_left(factory):
+        if worked and idle and not work_left(factory):
             worker.stop()
     loop.join()
     engine.dispose()

@@ -37,9 +37,10 @@ log = logging.getLogger("sendline.worker")
 # by default. A blast allocates millions of short-lived ones (rows, jobs, outcomes) that
 # reference counting frees at once, yet they set the collector off about once per 50
 # messages, and every 100th run walks all the process's long-lived objects (modules,
-# SQLAlchemy's caches): 15-20% of a worker's CPU in a blast, measured A/B. A higher
-# first threshold keeps collections for real garbage; freezing what exists once the
-# worker starts keeps those objects out of every later full collection.
+# SQLAlchemy's caches): about a tenth of a worker's CPU in a blast (A/B, `bench engine`
+# on SQLite), more in a process with a larger heap. A higher first threshold keeps
+# collections for real garbage; freezing what exists once the worker starts keeps those
+# objects out of every later full collection.
 GC_FIRST_THRESHOLD = 10_000
 
 
