@@ -47,6 +47,13 @@ def _carrier_count(session: Session) -> int:
     return int(count or 0)
 
 
+def _assert_each_sent_once(session: Session, owner: Account, count: int = 3) -> None:
+    """Every message sent, the carrier holding each once (none twice), the ledger whole."""
+    assert {m.status for m in messages(session, owner)} == {"sent"}
+    assert _carrier_count(session) == count
+    assert_ledger_ok(session, owner.id)
+
+
 def test_it_handles_a_blast_from_runs_to_the_carrier_in_one_pass(
     session: Session, session_factory: sessionmaker[Session]
 ) -> None:
@@ -70,8 +77,7 @@ def test_it_handles_another_worker_polling_meanwhile(
     assert other.dispatch_due() == 0
     assert {(m.status, m.claimed_by) for m in messages(session, owner)} == {("sending", "w1")}
     assert worker.step() >= 3  # and its own worker sends them
-    assert {m.status for m in messages(session, owner)} == {"sent"}
-    assert _carrier_count(session) == 3
+    _assert_each_sent_once(session, owner)
 
 
 def test_it_handles_a_stop_between_the_runs_and_the_sends(
@@ -86,9 +92,7 @@ def test_it_handles_a_stop_between_the_runs_and_the_sends(
     assert [(m.status, m.attempts, m.claimed_by) for m in back] == [("queued", 0, None)] * 3
     assert _carrier_count(session) == 0
     assert _worker(session_factory, "w2").step() >= 3  # the next worker sends them
-    assert {m.status for m in messages(session, owner)} == {"sent"}
-    assert _carrier_count(session) == 3
-    assert_ledger_ok(session, owner.id)
+    _assert_each_sent_once(session, owner)
 
 
 def test_it_handles_a_crash_between_the_runs_and_the_sends(
@@ -102,9 +106,7 @@ def test_it_handles_a_crash_between_the_runs_and_the_sends(
     )
     assert survivor.reconcile() == 3  # the carrier never had them: back to the queue
     assert survivor.dispatch_due() == 3
-    assert {m.status for m in messages(session, owner)} == {"sent"}
-    assert _carrier_count(session) == 3  # each sent once
-    assert_ledger_ok(session, owner.id)
+    _assert_each_sent_once(session, owner)
 
 
 def test_it_handles_the_garbage_collector_of_a_worker_process() -> None:
