@@ -65,6 +65,23 @@ def test_it_handles_accepting_and_remembering_a_message(
     assert [r.provider_id for r in sandbox.outbox()] == [accepted.provider_id]
 
 
+def test_it_handles_ids_that_grow_with_time(session_factory: sessionmaker[Session]) -> None:
+    # Our unique index on messages.provider_id takes them in order (appended at its end).
+    clock = [NOW]
+    sandbox = SandboxProvider(session_factory, clock=lambda: clock[0])
+    try:
+        same_ms = [a.provider_id for a in sandbox.send_window([_sms(i) for i in range(50)])]
+        later = []
+        for i, step in enumerate((timedelta(milliseconds=1), timedelta(0), timedelta(hours=5))):
+            clock[0] += step
+            later.append(sandbox.send(_sms(100 + i)).provider_id)
+    finally:
+        sandbox.close()
+    assert all(re.fullmatch(r"SM[0-9a-f]{32}", pid) for pid in same_ms + later)
+    assert len(set(same_ms)) == 50  # one millisecond: the random part keeps them apart
+    assert max(same_ms) < min(later[:2]) and max(later[:2]) < later[2]
+
+
 def test_it_handles_receipts_after_a_delay(sandbox: SandboxProvider) -> None:
     ok = sandbox.send(_sms(1))
     bad = sandbox.send(_sms(2, to="+15005550030"))

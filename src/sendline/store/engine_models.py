@@ -202,9 +202,9 @@ class SandboxMessage(Base):
     test can prove each message reached the "carrier" at most once (R17)."""
 
     __tablename__ = "sandbox_messages"
-    # No index on provider_id: the carrier never looks its records up by it, and its
-    # ids are 128 random bits (migration 0006). Our side keeps its unique index on
-    # messages.provider_id, which receipts are matched by.
+    # No index on provider_id: the carrier never looks its records up by it (migration
+    # 0006). Our side keeps its unique index on messages.provider_id, which receipts are
+    # matched by; the sandbox's ids sort by time so that index grows at its end.
     __table_args__ = (
         Index("ix_sandbox_messages_message_ref", "message_ref"),
         Index("ix_sandbox_messages_report_due", "reported", "report_due_at"),
