@@ -420,6 +420,26 @@ def test_it_handles_a_window_the_provider_fails_to_answer(
     assert_ledger_ok(session, world.account.id)
 
 
+def test_it_handles_the_window_size_the_provider_declares(
+    session: Session, world: World, session_factory: sessionmaker[Session], clock: Clock
+) -> None:
+    sandbox = SandboxProvider(session_factory, clock=clock)
+    sandbox.window_size = 2
+    sizes: list[int] = []
+    send_window = sandbox.send_window
+
+    def counted(messages: list[OutboundSms]) -> list[Any]:
+        sizes.append(len(messages))
+        return send_window(messages)
+
+    sandbox.send_window = counted  # type: ignore[method-assign,assignment]
+    dispatcher = Dispatcher(session_factory, sandbox, worker_id="w1", lease=LEASE, clock=clock)
+    ids = [queue_message(session, world.account, world.contact).id for _ in range(5)]
+    assert dispatcher.dispatch_due() == 5
+    assert sizes == [2, 2, 1]
+    assert [message(session, i).status for i in ids] == ["sent"] * 5
+
+
 def test_it_handles_a_batch_larger_than_one_commit(
     session: Session, world: World, dispatcher: Dispatcher
 ) -> None:

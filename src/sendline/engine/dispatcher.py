@@ -27,8 +27,8 @@ one at a time; one whose slot is far off goes back to the queue due then, instea
 holding up the rest of the batch (`engine/pacing.py`).
 
 A provider that takes several messages in one exchange (`send_window`, like an SMPP
-window: each message answered on its own) gets up to WINDOW at a time when no rate
-limit paces the sender; any other is called once per message.
+window: each message answered on its own) gets up to its `window_size` at a time when
+no rate limit paces the sender; any other is called once per message.
 """
 
 from __future__ import annotations
@@ -75,9 +75,6 @@ CONSENT_MAX_AGE = 1.0  # seconds a consent reading may be old at the provider ca
 # crash leaves at most that many for reconciliation to look up, never to resend.
 COMMIT_EVERY = 1000
 COMMIT_INTERVAL = 0.5
-# Messages per exchange with a provider that takes windows. The sandbox's window is one
-# transaction on its log: at 100 a message, its commits cost a blast about 4%.
-WINDOW = 500
 R13_DETAIL = "not sent: the contact is no longer opted in (R13)"
 QUIET = "waiting for the end of the recipient's quiet hours (R14)"
 PACED = "waiting for the sender's rate limit (SENDLINE_SENDER_MPS / SENDLINE_ACCOUNT_MPS)"
@@ -95,6 +92,10 @@ _UNKNOWN = (None, None, None, 0, 0)  # a row gone meanwhile: not opted in, sent 
 
 
 class WindowedProvider(Provider, Protocol):
+    # How many messages one exchange may carry: the carrier's to say (an SMPP bind's
+    # window, or the sandbox's own limit).
+    window_size: int
+
     def send_window(self, messages: Sequence[OutboundSms]) -> list[Answer]:
         """Hand several messages over in one exchange; each is answered on its own (an
         error instance in its place). Raising means no answer at all: all unknown."""
@@ -218,8 +219,9 @@ class Dispatcher:
             self._commit(pending)
 
     def _window_size(self) -> int:
-        paced = self._pacer is not None
-        return 1 if paced or not hasattr(self.provider, "send_window") else WINDOW
+        if self._pacer is not None or not hasattr(self.provider, "send_window"):
+            return 1
+        return max(1, cast(WindowedProvider, self.provider).window_size)
 
     def _must_stop(self, claimed_at: datetime) -> bool:
         # Past half the lease a reconciler may soon call the row abandoned and look it up;

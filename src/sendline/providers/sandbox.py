@@ -93,6 +93,10 @@ class SandboxProvider:
     """The simulated carrier. Thread-safe; any number of processes may share its tables."""
 
     name = "sandbox"
+    # A window is one transaction on the carrier's log, in process, with no network in
+    # between: as large as a dispatcher batch. At 100 (a real SMPP bind's order) its
+    # commits cost a blast 3-8% on SQLite.
+    window_size = 500
 
     def __init__(
         self,
