@@ -38,6 +38,8 @@ from sendline.store.models import ConsentEvent, Contact
 
 CONTACTS = int(os.environ.get("BENCH_ENGINE_CONTACTS", "100000"))
 TARGET_RATIO = 0.30
+# The workers' batch (`sendline worker --batch-size 500`; the default, 200, favours a
+# quiet queue's latency) and the floor's claim size.
 BATCH = 500
 BLAST = """
 name: Blast

@@ -69,10 +69,11 @@ BACKOFF_BASE = 2.0  # seconds; doubled per attempt, full jitter
 BACKOFF_CAP = 15 * 60.0
 CONSENT_MAX_AGE = 1.0  # seconds a consent reading may be old at the provider call (R13)
 # Outcomes are written one transaction per worker pass when the provider answers fast
-# (a pass sends what two runner batches queued: 2 x 500 in a blast), and at least every
-# COMMIT_INTERVAL when it is slow (so receipts find their message soon). Each commit
-# writes the pages it dirtied to the WAL again, so fewer, larger ones write less; a
-# crash leaves at most that many for reconciliation to look up, never to resend.
+# (a pass sends what two runner batches queued: 400 at the default batch size, 1,000 at
+# `--batch-size 500`), and at least every COMMIT_INTERVAL when it is slow (so receipts
+# find their message soon). Each commit writes the pages it dirtied to the WAL again,
+# so fewer, larger ones write less; a crash leaves at most that many for reconciliation
+# to look up, never to resend.
 COMMIT_EVERY = 1000
 COMMIT_INTERVAL = 0.5
 R13_DETAIL = "not sent: the contact is no longer opted in (R13)"
