@@ -264,3 +264,23 @@ def test_it_handles_batch_reservations_with_the_same_ledger_rules(
     assert credits.reserve_many([(10, 1)]) == [None]  # nothing left: nothing written
     assert _checked(credits) == Balance(free=0, purchased=0, reserved=38)
     session.commit()
+
+
+def test_it_refuses_to_settle_a_batch_reservation_whole(
+    session: Session, make_account: MakeAccount
+) -> None:
+    # Each message of a batch keeps its share and is settled on its own; settling the
+    # batch's reservation whole would settle all of them a second time.
+    credits = Credits(session, make_account().id)
+    credits.purchase(10)
+    first, _ = credits.reserve_many([(1, 2), (2, 3)])
+    [alone] = credits.reserve_many([(3, 1)])
+    assert first is not None and alone is not None
+    entries = len(credits.ledger())
+    for settle in (credits.charge, credits.release):
+        with pytest.raises(InvalidReservationState) as caught:
+            settle(first.reservation_id)
+        assert "2 messages" in caught.value.message
+    assert len(credits.ledger()) == entries  # nothing written
+    credits.charge(alone.reservation_id)  # a batch of one is one message's reservation
+    assert _checked(credits) == Balance(free=0, purchased=4, reserved=5)

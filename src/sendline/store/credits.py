@@ -17,8 +17,8 @@ Reservations. `reserve` holds credits for one message (or none) and `charge`, `r
 and `refund` settle it whole. `reserve_many` holds them for a batch of messages in one
 entry; each message keeps its share (`Share`: credits, and how many were free) on its
 own row, and is settled on its own or with others of its batch, by entries that name
-the batch's reservation (`engine.statuses.settle_shares`), never by the whole-reservation
-operations.
+the batch's reservation (`engine.statuses.settle_shares`); the whole-reservation
+operations refuse a batch's reservation.
 
 Concurrency. Every change locks the account's balance row first (SELECT ... FOR UPDATE
 on PostgreSQL; SQLite transactions start with BEGIN IMMEDIATE), so two processes can
@@ -357,7 +357,15 @@ class Credits:
         return entry
 
     def _reserve_entry_and_state(self, reservation_id: int) -> tuple[LedgerEntry, str]:
+        """A reservation the whole-reservation operations may settle, and its state."""
         entry = self._reserve_entry(reservation_id)
+        if entry.note is not None:
+            # Only `reserve_many` notes a reserve entry ("N messages"): settling it whole
+            # would settle every message of the batch, each of which keeps its own share.
+            raise InvalidReservationState(
+                f"reservation {reservation_id} holds credits for {entry.note}; each is "
+                "settled on its own, as its message's status moves"
+            )
         return entry, self._state(entry.id)
 
     def _state(self, reservation_id: int) -> str:
