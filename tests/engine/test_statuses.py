@@ -18,7 +18,8 @@ from sendline.engine.statuses import (
     settlement,
 )
 from sendline.providers.base import DeliveryReport
-from sendline.store.credits import Balance, Credits
+from sendline.store.credit_values import Balance
+from sendline.store.credits import Credits
 from sendline.store.engine_models import MESSAGE_STATUSES
 from sendline.store.models import LedgerEntry
 from sendline.store.monthly import grant_monthly

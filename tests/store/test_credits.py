@@ -17,7 +17,8 @@ from sendline.errors import (
     NotFound,
 )
 from sendline.store.accounts import Accounts
-from sendline.store.credits import Balance, Credits
+from sendline.store.credit_values import Balance
+from sendline.store.credits import Credits
 from sendline.store.models import LedgerEntry
 from sendline.store.monthly import grant_monthly
 from tests.store import racers

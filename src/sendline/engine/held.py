@@ -25,7 +25,8 @@ from sendline.engine.replies import settle_reply
 from sendline.engine.zones import Zones
 from sendline.errors import InvalidInput, NotFound
 from sendline.sms.links import ShortenerList
-from sendline.store.credits import Credits, Share
+from sendline.store.credit_values import Share
+from sendline.store.credits import Credits
 from sendline.store.engine_models import MESSAGE_STATUSES, Message
 from sendline.store.models import Account
 from sendline.store.rows import update_rows
