@@ -17,14 +17,13 @@ from hypothesis import strategies as st
 from sendline.sms import encoding
 from sendline.sms.encoding import (
     Encoding,
-    GsmSuggestion,
     SegmentInfo,
-    gsm_suggestion,
     is_gsm7,
     segment_count,
     segment_info,
     split_segments,
 )
+from sendline.sms.lookalikes import GsmSuggestion, gsm_suggestion
 
 # ---------------------------------------------------------------------------------------
 # Reference: Twilio's calculator, step for step (src/libs/*.ts), kept deliberately slow.
@@ -260,10 +259,10 @@ def test_it_treats_every_joining_code_point_as_a_joiner() -> None:
     )
     expected = joining.findall("".join(map(chr, range(0x110000))))
     assert len(expected) > 2000
-    assert encoding._JOINER.findall("".join(expected)) == expected
+    assert encoding.JOINER.findall("".join(expected)) == expected
     # ...and that everyday text is not slowed down by false joiners.
     everyday = encoding.GSM7_BASIC + "áíóúâêôãõœ’“”–—…•😀🎉🔥❤👍αβγабв中文한국어𝐁𝐨𝐥𝐝"
-    assert encoding._JOINER.search(everyday) is None
+    assert encoding.JOINER.search(everyday) is None
 
 
 # ---------------------------------------------------------------------------------------

@@ -12,8 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sendline.sms.encoding import Encoding, SegmentInfo, gsm_suggestion, segment_info
+from sendline.sms.encoding import Encoding, SegmentInfo, segment_info
 from sendline.sms.links import ShortenerList, shortener_links
+from sendline.sms.lookalikes import gsm_suggestion
 from sendline.sms.optout import DEFAULT_CLAUSE, has_optout_clause
 from sendline.sms.templates import find_tags, unknown_tags
 

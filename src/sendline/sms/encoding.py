@@ -16,7 +16,6 @@ shortcuts against a literal port of Twilio's algorithm.
 from __future__ import annotations
 
 import re
-import unicodedata
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,7 +50,7 @@ _MAX_FAST_GRAPHEME: Final = 32
 _GSM_CHARS: Final = frozenset(GSM7_BASIC + GSM7_EXTENSION)
 _EXTENSION_CHARS: Final = frozenset(GSM7_EXTENSION)
 _NON_BASIC: Final = re.compile(f"[^{re.escape(GSM7_BASIC)}]")
-_NON_GSM: Final = re.compile(f"[^{re.escape(GSM7_BASIC + GSM7_EXTENSION)}]")
+NON_GSM: Final = re.compile(f"[^{re.escape(GSM7_BASIC + GSM7_EXTENSION)}]")
 _GRAPHEME: Final = regex.compile(r"\X")
 
 # Blocks holding every code point whose grapheme break property lets it join a neighbour
@@ -90,7 +89,7 @@ _ASTRAL_JOINERS: Final = (
     "\U000101fd-\U0001d281\U0001da00-\U0001e94a\U0001f1e6-\U0001f1ff"
     "\U0001f3fb-\U0001f3ff\U000e0020-\U000e01ef"
 )
-_JOINER: Final = re.compile(f"[{_BMP_JOINERS}{_ASTRAL_JOINERS}]")
+JOINER: Final = re.compile(f"[{_BMP_JOINERS}{_ASTRAL_JOINERS}]")
 _ASTRAL_JOINER: Final = re.compile(f"[{_ASTRAL_JOINERS}]")
 # Runs of BMP joiners (astral ones are swapped for U+0300 first), chained when one code
 # point apart: that code point is then bound on both sides. (Written to start with a plain
@@ -114,28 +113,13 @@ class SegmentInfo:
     ucs2_characters: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class GsmSuggestion:
-    """A look-alike rewrite of a UCS-2 body that costs fewer (or no more) segments."""
-
-    replacements: tuple[tuple[str, str], ...]
-    suggested_body: str
-    gsm7: bool
-    segments_before: int
-    segments_after: int
-
-    @property
-    def segments_saved(self) -> int:
-        return self.segments_before - self.segments_after
-
-
 # A message check asks again about the same UCS-2 body (for the look-alike suggestion),
 # so the last few UCS-2 answers are kept.
 _RECENT_UCS2: Final[dict[str, SegmentInfo]] = {}
 
 
 def is_gsm7(body: str) -> bool:
-    return _NON_GSM.search(body) is None
+    return NON_GSM.search(body) is None
 
 
 def segment_count(body: str) -> int:
@@ -153,8 +137,8 @@ def segment_info(body: str) -> SegmentInfo:
     if _EXTENSION_CHARS.issuperset(specials):
         return _extended_gsm7_info(body, specials)
     joined = "".join(specials)
-    units = len(body) + _utf16_len(joined) - len(joined)
-    if _JOINER.search(joined) is None:
+    units = len(body) + utf16_len(joined) - len(joined)
+    if JOINER.search(joined) is None:
         info = _simple_ucs2_info(body, units, specials)
     else:
         info = _clustered_ucs2_info(body, first.start(), units, joined)
@@ -217,10 +201,10 @@ def _clustered_ucs2_info(body: str, first: int, units: int, specials: str) -> Se
     for match in _JOINER_RUN.finditer(_probe(body, specials), first):
         start, stop = match.span()
         start, stop = start - 1 if start else 0, stop + 1 if stop < last else stop
-        if between := _NON_GSM.findall(body, gap, start):
+        if between := NON_GSM.findall(body, gap, start):
             order += between
             joined = "".join(between)
-            extra += _utf16_len(joined) - len(joined)
+            extra += utf16_len(joined) - len(joined)
         span = _span(body[start:stop])
         for offset, size in span.items:
             starts.append(start + extra + offset)
@@ -230,7 +214,7 @@ def _clustered_ucs2_info(body: str, first: int, units: int, specials: str) -> Se
         biggest = span.biggest if span.biggest > biggest else biggest
         order += span.non_gsm
         gap = stop
-    order += _NON_GSM.findall(body, gap)
+    order += NON_GSM.findall(body, gap)
     if biggest > _MAX_FAST_GRAPHEME and units > _UCS2_SINGLE:
         segments = len(split_segments(body))
     else:
@@ -287,8 +271,8 @@ def _probe(body: str, specials: str) -> str:
 
 @lru_cache(maxsize=4096)
 def _span(text: str) -> _Span:
-    graphemes = _split_graphemes(text)
-    sizes = [_utf16_len(g) for g in graphemes]
+    graphemes = split_graphemes(text)
+    sizes = [utf16_len(g) for g in graphemes]
     offsets = [sum(sizes[:k]) for k in range(len(sizes))]
     return _Span(
         units=sum(sizes),
@@ -299,7 +283,7 @@ def _span(text: str) -> _Span:
     )
 
 
-def _split_graphemes(text: str) -> tuple[str, ...]:
+def split_graphemes(text: str) -> tuple[str, ...]:
     """Extended grapheme clusters, but CR LF is two characters (as carriers count it)."""
     out: list[str] = []
     for grapheme in _GRAPHEME.findall(text):
@@ -307,7 +291,7 @@ def _split_graphemes(text: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _utf16_len(text: str) -> int:
+def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
@@ -316,13 +300,13 @@ def split_segments(body: str) -> list[str]:
 
     A lone grapheme bigger than a segment still goes out whole; the calculator then
     reports an extra, empty first segment, and so does this."""
-    graphemes = _split_graphemes(body)
+    graphemes = split_graphemes(body)
     if not graphemes:
         return []
     if is_gsm7(body):
         bits = [14 if g in _EXTENSION_CHARS else 7 for g in graphemes]
     else:
-        bits = [16 * _utf16_len(g) for g in graphemes]
+        bits = [16 * utf16_len(g) for g in graphemes]
     bounds = [*_calculator_starts(bits), len(graphemes)]
     return ["".join(graphemes[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)]
 
@@ -348,77 +332,3 @@ def _calculator_starts(bits: Sequence[int]) -> list[int]:
                 used = _UDH_BITS
         used += size
     return starts
-
-
-# Look-alikes that keep the meaning: typographic punctuation from word processors and
-# phones, exotic spaces, invisible characters. Accented letters GSM-7 lacks lose their
-# accent (see _lookalike), except ç, which GSM-7 has only as Ç.
-_LOOKALIKES: Final[dict[str, str]] = {
-    **dict.fromkeys("‘’‚‛′`´", "'"),
-    **dict.fromkeys("“”„‟″«»", '"'),
-    **dict.fromkeys("‐‑‒–—―−•", "-"),
-    "…": "...",
-    **dict.fromkeys("\t\u00a0\u202f\u205f\u3000" + "".join(map(chr, range(0x2000, 0x200B))), " "),
-    **dict.fromkeys("\u200b\u200c\u200d\ufeff", ""),
-    "ç": "Ç",
-    **dict(zip("łŁđĐı", "lLdDi", strict=True)),  # no Unicode decomposition to strip
-}
-_LOOKALIKE_TABLE: Final = str.maketrans(_LOOKALIKES)
-
-
-@lru_cache(maxsize=4096)
-def _lookalike(grapheme: str) -> str | None:
-    """GSM-7 text that reads as `grapheme`, or None."""
-    text = unicodedata.normalize("NFC", grapheme).translate(_LOOKALIKE_TABLE)
-    if _NON_GSM.search(text) is None:
-        return text
-    decomposed = unicodedata.normalize("NFD", text)
-    # Drop trailing accents one by one: "ê" -> "e", but "é" + acute -> "é".
-    for keep in range(len(decomposed) - 1, 0, -1):
-        if not unicodedata.combining(decomposed[keep]):
-            break
-        candidate = unicodedata.normalize("NFC", decomposed[:keep]).translate(_LOOKALIKE_TABLE)
-        if _NON_GSM.search(candidate) is None:
-            return candidate
-    return None
-
-
-def gsm_suggestion(body: str) -> GsmSuggestion | None:
-    """Replace look-alike characters to save segments; None when GSM-7 already or when
-    nothing applies. Never suggests a body that costs more segments."""
-    info = segment_info(body)
-    if info.encoding is Encoding.GSM7:
-        return None
-    found = {g: r for g in info.ucs2_characters if (r := _lookalike(g)) is not None}
-    if not found:
-        return None
-    # Every joiner of the body is inside one of these graphemes.
-    specials = "".join(info.ucs2_characters)
-    suggested = _replace_graphemes(body, found, specials)
-    after = segment_info(suggested)
-    if after.segments > info.segments:
-        # "…" becomes three characters: in a long body that can cost a segment. Without
-        # such growth every grapheme costs the same or fewer bits, so no more segments.
-        found = {g: r for g, r in found.items() if _utf16_len(r) <= _utf16_len(g)}
-        if not found:
-            return None
-        suggested = _replace_graphemes(body, found, specials)
-        after = segment_info(suggested)
-        if after.segments > info.segments:
-            return None
-    return GsmSuggestion(
-        replacements=tuple(found.items()),
-        suggested_body=suggested,
-        gsm7=after.encoding is Encoding.GSM7,
-        segments_before=info.segments,
-        segments_after=after.segments,
-    )
-
-
-def _replace_graphemes(body: str, mapping: dict[str, str], specials: str) -> str:
-    if _JOINER.search(specials) is not None:  # rare: split it all
-        return "".join(mapping.get(g, g) for g in _split_graphemes(body))
-    for char, replacement in mapping.items():  # every code point is a grapheme
-        # str.replace per character: str.translate takes a slow path on non-ASCII text.
-        body = body.replace(char, replacement)
-    return body
