@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.cli.common import console, err_console, fail
 from sendline.config import load_settings
-from sendline.errors import InvalidInput, NotFound, SendlineError
+from sendline.errors import SendlineError
 from sendline.rulebook import shorteners
+from sendline.services import resolve_account
 from sendline.sms.links import ShortenerList
-from sendline.store.accounts import Accounts
 from sendline.store.db import (
     current_revisions,
     head_revision,
@@ -32,7 +32,6 @@ from sendline.store.db import (
     session_factory,
     upgrade,
 )
-from sendline.store.models import Account
 
 app = typer.Typer(
     help="The database: apply migrations, show the schema status.", no_args_is_help=True
@@ -72,19 +71,6 @@ def open_store(*, require_current: bool = True) -> Iterator[sessionmaker[Session
         yield session_factory(engine)
     finally:
         engine.dispose()
-
-
-def resolve_account(session: Session, ref: str | None) -> Account:
-    """The account named (or numbered) `ref`; the only account when `ref` is omitted."""
-    accounts = Accounts(session)
-    if ref is not None:
-        return accounts.resolve(ref)
-    every = accounts.list()
-    if len(every) == 1:
-        return every[0]
-    if not every:
-        raise NotFound("no accounts yet: create one with `sendline accounts create`")
-    raise InvalidInput(f"{len(every)} accounts exist: say which one with --account NAME")
 
 
 def operator_shorteners() -> ShortenerList:
@@ -133,3 +119,15 @@ def status_command() -> None:
         console.print(f"pending:  {', '.join(pending)}; run `sendline db upgrade`")
     else:
         console.print("pending:  none")
+
+
+# resolve_account lives in services (the API and web use it too); re-exported for the
+# command modules that import it from here.
+__all__ = [
+    "AccountOption",
+    "app",
+    "guarded",
+    "open_store",
+    "operator_shorteners",
+    "resolve_account",
+]
