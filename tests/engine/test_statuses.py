@@ -5,16 +5,16 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from sendline.engine import outbox
 from sendline.engine.statuses import (
     FINAL,
     RANK,
-    SettleKind,
     apply_delivery_report,
+    apply_delivery_reports,
     can_advance,
-    settle_shares,
     settlement,
 )
 from sendline.providers.base import DeliveryReport
@@ -23,12 +23,15 @@ from sendline.store.credits import Credits
 from sendline.store.engine_models import MESSAGE_STATUSES
 from sendline.store.models import LedgerEntry
 from sendline.store.monthly import grant_monthly
+from sendline.store.settlement import SettleKind, settle_shares
 from tests.engine.factories import (
     NOW,
     assert_ledger_ok,
     make_account,
+    make_contact,
     make_world,
     message,
+    queue_many,
     queue_message,
     reservation_state,
 )
@@ -231,3 +234,65 @@ def test_it_handles_a_batch_reservation_settled_in_parts(session: Session) -> No
     assert credits.audit().ok
     kinds = [(e.kind, e.amount, e.message_id) for e in reversed(credits.ledger())]
     assert kinds[-3:] == [("reserve", 34, None), ("charge", 20, 1), ("release", 10, 2)]
+
+
+def _settle_through_the_engine(session: Session, account_id: int, kind: str, late: bool) -> None:
+    """Fail every queued message the way the worker does: a refusal from the provider
+    (release), or a failure report after acceptance (refund). October closes (the
+    monthly job for November) before their settlement if `late`, after it if not."""
+    jobs = outbox.claim_due(session, "w1", NOW, 100)
+    if kind == "refund":
+        accepted = [outbox.Outcome(job, "sent", provider_id=f"SM{job.id}") for job in jobs]
+        outbox.record_outcomes(session, "w1", "sandbox", accepted, NOW)
+        session.commit()
+    if late:
+        grant_monthly(session, "2026-11", account_ids=[account_id])
+    if kind == "release":
+        failed = [outbox.Outcome(job, "failed", error_code="21211") for job in jobs]
+        outbox.record_outcomes(session, "w1", "sandbox", failed, NOW)
+    else:
+        reports = [DeliveryReport(f"SM{job.id}", "failed", "30007", NOW) for job in jobs]
+        apply_delivery_reports(session, reports, NOW)
+    if not late:
+        grant_monthly(session, "2026-11", account_ids=[account_id])
+    session.commit()
+
+
+def _ledger_totals(session: Session, account_id: int) -> dict[str, tuple[int, ...]]:
+    """Per kind of entry: the credits it moved, and the change to each bucket."""
+    rows = session.execute(
+        select(
+            LedgerEntry.kind,
+            func.sum(LedgerEntry.amount),
+            func.sum(LedgerEntry.free_delta),
+            func.sum(LedgerEntry.purchased_delta),
+            func.sum(LedgerEntry.reserved_delta),
+        )
+        .where(LedgerEntry.account_id == account_id)
+        .group_by(LedgerEntry.kind)
+    ).all()
+    session.commit()
+    return {kind: tuple(int(total) for total in totals) for kind, *totals in rows}
+
+
+@pytest.mark.parametrize("kind", ["release", "refund"])
+def test_it_handles_free_credits_settled_after_their_month_as_the_monthly_job_would(
+    session: Session, kind: str
+) -> None:
+    """R2 has one expiry rule: October's free credits that a blast held across the
+    close of October and that come back after it (the engine's set-based settlement)
+    expire exactly as if they had come back before it and the monthly job had expired
+    them. Same entries (per kind, in total), same balance."""
+    totals = []
+    for name in ("in time", "late"):
+        account = make_account(session, name, credits=5, purchased_on=date(2022, 6, 1))
+        grant_monthly(session, "2026-10", account_ids=[account.id])  # 25 free credits
+        contact = make_contact(session, account)
+        queue_many(session, account, [contact], 20, due_at=NOW)  # 20 of them reserved
+        _settle_through_the_engine(session, account.id, kind, late=name == "late")
+        assert Credits(session, account.id).balance() == Balance(free=25, purchased=5, reserved=0)
+        assert_ledger_ok(session, account.id)
+        totals.append(_ledger_totals(session, account.id))
+    in_time, late = totals
+    assert late == in_time
+    assert late["expire"] == (25, -25, 0, 0)  # October's 25, whenever they came back

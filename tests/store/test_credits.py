@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+import sendline
 from sendline.errors import (
     Conflict,
     InsufficientCredits,
@@ -285,3 +288,31 @@ def test_it_refuses_to_settle_a_batch_reservation_whole(
     assert len(credits.ledger()) == entries  # nothing written
     credits.charge(alone.reservation_id)  # a batch of one is one message's reservation
     assert _checked(credits) == Balance(free=0, purchased=4, reserved=5)
+
+
+# What writes the ledger or the balance: building a row, or an INSERT / UPDATE of it.
+_LEDGER_WRITE = re.compile(
+    r"\b(?:insert|update)\((?:LedgerEntry|CreditBalance)\b"
+    r"|\b(?:LedgerEntry|CreditBalance)(?:\(|\.__table__)"
+)
+# The Credits aggregate, the models, and the account's creation (its zero balance row).
+_LEDGER_OWNERS = {
+    "store/credits.py",
+    "store/settlement.py",
+    "store/monthly.py",
+    "store/models.py",
+    "store/accounts.py",
+}
+
+
+def test_it_refuses_ledger_writes_outside_its_owner() -> None:
+    """The ledger has one owner (R3): the engine settles through `store.settlement`,
+    so R2's expiry rule cannot be written a second time beside it."""
+    root = Path(sendline.__file__).parent
+    writers = {
+        path.relative_to(root).as_posix()
+        for path in root.rglob("*.py")
+        if _LEDGER_WRITE.search(path.read_text(encoding="utf-8"))
+    }
+    assert writers - _LEDGER_OWNERS == set()
+    assert {"store/credits.py", "store/settlement.py"} <= writers  # the check sees them

@@ -28,13 +28,13 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from sendline.engine.replies import queue_reply
-from sendline.engine.statuses import SHARE_COLUMNS, settle_shares
 from sendline.engine.triggers import on_reply
 from sendline.sms.optout import ReplyAction, classify_reply
 from sendline.sms.phone import check_phone
 from sendline.store.consent import Consent
 from sendline.store.engine_models import InboundMessage, Message
 from sendline.store.models import Account, Contact
+from sendline.store.settlement import SHARE_COLUMNS, settle_shares
 
 OPT_OUT_CONFIRMATION = (
     "You are unsubscribed from {name} and will receive no more messages. "

@@ -18,12 +18,13 @@ from typing import Any, cast
 from sqlalchemy import Table, or_, select, update
 from sqlalchemy.orm import Session
 
-from sendline.engine.statuses import SHARE_COLUMNS, SettleKind, adopt_record, settle_shares
+from sendline.engine.statuses import adopt_record
 from sendline.providers.base import OutboundSms, ProviderRecord
 from sendline.store.engine_models import Message
 from sendline.store.models import Account
 from sendline.store.rows import update_rows
 from sendline.store.sets import among, unindexed
+from sendline.store.settlement import SHARE_COLUMNS, SettleKind, settle_shares
 
 _CLAIM_COLUMNS = (
     Message.id,

@@ -15,28 +15,26 @@ the message): `sending`/`unknown` back to `queued`. It never goes through `advan
 
 Credits follow the status. A message the provider accepted is charged (carriers bill
 `undelivered` messages too); one that `failed` is released, or refunded if it was
-already charged (carriers do not bill a failed send); a canceled one is released. The
-dispatcher settles hundreds of messages per transaction, so `settle_shares` writes one
-ledger entry per reservation for all of them (a batch's messages share one reservation,
-see `Credits.reserve_many`), each message's share taken from its own row.
+already charged (carriers do not bill a failed send); a canceled one is released. This
+module decides which (`settlement`); the ledger's owner writes it
+(`store.settlement.settle_shares`, set-based: one entry per reservation, whatever the
+number of its messages).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal, cast
+from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from sendline.providers.base import DeliveryReport, ProviderRecord
 from sendline.store.engine_models import Message
-from sendline.store.models import CreditBalance, LedgerEntry
-from sendline.store.rows import insert_rows
 from sendline.store.sets import among, unindexed
-from sendline.store.types import utcnow
+from sendline.store.settlement import SettleKind, settle_shares
 
 RANK: dict[str, int] = {
     "queued": 0,
@@ -53,9 +51,6 @@ FINAL = frozenset({"delivered", "undelivered", "failed", "canceled"})
 # The provider has the message: these are billed.
 ACCEPTED = frozenset({"sent", "delivered", "undelivered"})
 REPORTABLE = frozenset({"sent", "delivered", "undelivered", "failed"})
-
-SettleKind = Literal["charge", "release", "refund"]
-_LEDGER = cast(Table, LedgerEntry.__table__)
 
 
 def can_advance(current: str, new: str) -> bool:
@@ -170,14 +165,6 @@ def adopt_record(
     session.flush()
 
 
-# A message's share of its reservation, as the settling statements select or return it.
-SHARE_COLUMNS = (
-    Message.id,
-    Message.account_id,
-    Message.reservation_id,
-    Message.credits,
-    Message.credits_free,
-)
 OPEN = frozenset({"queued", "sending", "unknown"})  # reserved, not yet settled
 
 
@@ -204,108 +191,3 @@ def settle_message(session: Session, message: Message, old_status: str) -> None:
     if kind is not None:
         share = (message.id, message.account_id, message.reservation_id)
         settle_shares(session, [(*share, message.credits, message.credits_free)], kind)
-
-
-def settle_shares(session: Session, shares: Iterable[Sequence[Any]], kind: SettleKind) -> int:
-    """Settle messages' credits: rows of SHARE_COLUMNS (those without a reservation are
-    skipped), each just moved by `settlement` to `kind`. Returns how many were settled.
-
-    One ledger entry per reservation and account per call, whatever the number of its
-    messages: a blast settles hundreds of messages per transaction, and two entries per
-    message were most of its writes. The entry names the message when it settles one.
-    Accounts are locked in id order, so two workers settling overlapping accounts cannot
-    deadlock.
-    """
-    by_account: dict[int, dict[int, list[tuple[int, int, int]]]] = defaultdict(dict)
-    for message_id, account_id, reservation_id, credits, free in shares:
-        if reservation_id is not None:
-            groups = by_account[account_id]
-            groups.setdefault(reservation_id, []).append((message_id, credits, free))
-    for account_id in sorted(by_account):
-        _settle_account(session, account_id, by_account[account_id], kind)
-    return sum(len(group) for groups in by_account.values() for group in groups.values())
-
-
-def _settle_account(
-    session: Session,
-    account_id: int,
-    groups: dict[int, list[tuple[int, int, int]]],
-    kind: SettleKind,
-) -> None:
-    # Lock the balance first, as Credits does: every change to it starts there.
-    session.execute(
-        select(CreditBalance.account_id)
-        .where(CreditBalance.account_id == account_id)
-        .with_for_update()
-    )
-    last_period_id = _last_period_entry(session, account_id) if kind != "charge" else None
-    now = utcnow()
-    entries: list[dict[str, Any]] = []
-    totals = {"free": 0, "purchased": 0, "reserved": 0}
-    for reservation_id, group in groups.items():
-        amount = sum(credits for _, credits, _ in group)
-        free = sum(part for _, _, part in group)
-        deltas = {"free": 0, "purchased": 0, "reserved": 0 if kind == "refund" else -amount}
-        if kind != "charge":  # credits go back to the buckets they came from
-            deltas["free"], deltas["purchased"] = free, amount - free
-        entry = _entry(account_id, kind, amount, deltas, reservation_id, now)
-        entry["message_id"] = group[0][0] if len(group) == 1 else None
-        entry["note"] = None if len(group) == 1 else f"{len(group)} messages"
-        entries.append(entry)
-        for bucket, delta in deltas.items():
-            totals[bucket] += delta
-        # R2: free credits coming back after their month was closed expire at once.
-        if kind != "charge" and free and last_period_id and last_period_id > reservation_id:
-            expire = {"free": -free, "purchased": 0, "reserved": 0}
-            entries.append(_entry(account_id, "expire", free, expire, reservation_id, now))
-            entries[-1]["note"] = "free credits returned after their month ended"
-            totals["free"] -= free
-    insert_rows(session, _LEDGER, entries)
-    session.execute(
-        update(CreditBalance)
-        .where(CreditBalance.account_id == account_id)
-        .values(
-            free=CreditBalance.free + totals["free"],
-            purchased=CreditBalance.purchased + totals["purchased"],
-            reserved=CreditBalance.reserved + totals["reserved"],
-        )
-        .execution_options(synchronize_session=False)
-    )
-
-
-def _last_period_entry(session: Session, account_id: int) -> int | None:
-    """The newest entry that closed or opened a month (a few per year per account).
-
-    Deliberately no ORDER BY / LIMIT: those lure PostgreSQL into walking the account's
-    whole ledger backwards when there is no such entry; this way it reads the small
-    partial index on period.
-    """
-    ids = session.scalars(
-        select(LedgerEntry.id).where(
-            LedgerEntry.account_id == account_id, LedgerEntry.period.is_not(None)
-        )
-    ).all()
-    return max(ids, default=None)
-
-
-def _entry(
-    account_id: int,
-    kind: str,
-    amount: int,
-    deltas: dict[str, int],
-    reservation_id: int,
-    now: datetime,
-) -> dict[str, Any]:
-    return {
-        "account_id": account_id,
-        "kind": kind,
-        "amount": amount,
-        "free_delta": deltas["free"],
-        "purchased_delta": deltas["purchased"],
-        "reserved_delta": deltas["reserved"],
-        "message_id": None,
-        "reservation_id": reservation_id,
-        "period": None,
-        "note": None,
-        "created_at": now,
-    }

@@ -11,14 +11,17 @@ and `amount` is the size of the operation. A reservation takes free credits firs
 purchased ones, and remembers the split: a release or refund returns each part to the
 bucket it came from. Free credits do not roll over: the monthly job (store/monthly.py)
 expires what is left, and free credits that come back after their period ended (a late
-release or refund) are expired on the spot.
+release or refund) are expired on the spot (R2's rule: `store.settlement.expiry`).
+
+This class owns the ledger: every entry is written by it, by store/settlement.py (the
+settling of reservations, on the engine's hot path) or by store/monthly.py, through it.
 
 Reservations. `reserve` holds credits for one message (or none) and `charge`, `release`
 and `refund` settle it whole. `reserve_many` holds them for a batch of messages in one
 entry; each message keeps its share (`Share`: credits, and how many were free) on its
 own row, and is settled on its own or with others of its batch, by entries that name
-the batch's reservation (`engine.statuses.settle_shares`); the whole-reservation
-operations refuse a batch's reservation.
+the batch's reservation (`store.settlement.settle_shares`); the whole-reservation
+operations refuse a batch's reservation, and settle through the same code.
 
 Concurrency. Every change locks the account's balance row first (SELECT ... FOR UPDATE
 on PostgreSQL; SQLite transactions start with BEGIN IMMEDIATE), so two processes can
@@ -27,7 +30,8 @@ never both spend the same credit, and the CHECK constraints (>= 0) stand behind 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -41,6 +45,8 @@ from sendline.errors import (
 )
 from sendline.store.credit_values import Balance, LedgerAudit, Reservation, Share
 from sendline.store.models import Account, CreditBalance, LedgerEntry
+from sendline.store.settlement import SettleKind, ledger_row, settle_reservation
+from sendline.store.types import utcnow
 
 MAX_PURCHASE = 10_000_000
 
@@ -141,7 +147,7 @@ class Credits:
         The pipeline's batch path: one balance lock and one ledger entry for the whole
         batch (naming its message when there is one), instead of a lock and an entry
         per message. Each message keeps its share on its own row, and its settlement
-        names the same reservation (`engine.statuses.settle_shares`).
+        names the same reservation (`store.settlement.settle_shares`).
         """
         self.account().require_sms()
         row = self.lock_balance()
@@ -170,54 +176,17 @@ class Credits:
         )
         return [Share(entry.id, share[2]) if share else None for share in placed]
 
-    def charge(self, reservation_id: int) -> LedgerEntry:
+    def charge(self, reservation_id: int) -> Reservation:
         """Settle an open reservation: the held credits are spent."""
-        row = self.lock_balance()
-        entry, state = self._reserve_entry_and_state(reservation_id)
-        _expect_state(reservation_id, state, "open", "charge")
-        return self.append_entry(
-            row,
-            "charge",
-            entry.amount,
-            reserved=-entry.amount,
-            message_id=entry.message_id,
-            reservation_id=entry.id,
-        )
+        return self._settle(reservation_id, "open", "charge", "charged")
 
-    def release(self, reservation_id: int) -> LedgerEntry:
+    def release(self, reservation_id: int) -> Reservation:
         """Cancel an open reservation: credits go back to the buckets they came from."""
-        row = self.lock_balance()
-        entry, state = self._reserve_entry_and_state(reservation_id)
-        _expect_state(reservation_id, state, "open", "release")
-        released = self.append_entry(
-            row,
-            "release",
-            entry.amount,
-            free=-entry.free_delta,
-            purchased=-entry.purchased_delta,
-            reserved=-entry.amount,
-            message_id=entry.message_id,
-            reservation_id=entry.id,
-        )
-        self._forfeit_stale_free(row, entry)
-        return released
+        return self._settle(reservation_id, "open", "release", "released")
 
-    def refund(self, reservation_id: int) -> LedgerEntry:
+    def refund(self, reservation_id: int) -> Reservation:
         """Give back the credits of a charged reservation (e.g. the provider failed)."""
-        row = self.lock_balance()
-        entry, state = self._reserve_entry_and_state(reservation_id)
-        _expect_state(reservation_id, state, "charged", "refund")
-        refunded = self.append_entry(
-            row,
-            "refund",
-            entry.amount,
-            free=-entry.free_delta,
-            purchased=-entry.purchased_delta,
-            message_id=entry.message_id,
-            reservation_id=entry.id,
-        )
-        self._forfeit_stale_free(row, entry)
-        return refunded
+        return self._settle(reservation_id, "charged", "refund", "refunded")
 
     # -- building blocks (the operations above, and store/monthly.py) -------------
 
@@ -255,23 +224,32 @@ class Credits:
         note: str | None = None,
     ) -> LedgerEntry:
         """Write one entry and apply it to the balance row, which the caller locked."""
-        after = (row.free + free, row.purchased + purchased, row.reserved + reserved)
-        if min(after) < 0:
-            raise InsufficientCredits(f"{kind} of {amount} credits would make the balance negative")
-        row.free, row.purchased, row.reserved = after
-        entry = LedgerEntry(
-            account_id=self.account_id,
-            kind=kind,
-            amount=amount,
-            free_delta=free,
-            purchased_delta=purchased,
-            reserved_delta=reserved,
+        values = ledger_row(
+            self.account_id,
+            kind,
+            amount,
+            utcnow(),
+            free=free,
+            purchased=purchased,
+            reserved=reserved,
             message_id=message_id,
             reservation_id=reservation_id,
             period=period,
             note=note,
-            created_at=datetime.now(UTC),
         )
+        return self.append(row, values)
+
+    def append(self, row: CreditBalance, values: Mapping[str, Any]) -> LedgerEntry:
+        """Write one entry's values (`store.settlement.ledger_row`) and apply them to
+        the balance row, which the caller locked."""
+        deltas = (values["free_delta"], values["purchased_delta"], values["reserved_delta"])
+        after = (row.free + deltas[0], row.purchased + deltas[1], row.reserved + deltas[2])
+        if min(after) < 0:
+            raise InsufficientCredits(
+                f"{values['kind']} of {values['amount']} credits would make the balance negative"
+            )
+        row.free, row.purchased, row.reserved = after
+        entry = LedgerEntry(**values)
         self._session.add(entry)
         self._session.flush()
         return entry
@@ -297,6 +275,18 @@ class Credits:
             message_id=message_id,
             note=note,
         )
+
+    def _settle(
+        self, reservation_id: int, expected: str, kind: SettleKind, settled: str
+    ) -> Reservation:
+        """Settle a whole reservation in state `expected`, as a message's settlement
+        would (`store.settlement`: the same entries, R2's expiry included)."""
+        self.lock_balance()
+        entry, state = self._reserve_entry_and_state(reservation_id)
+        _expect_state(reservation_id, state, expected, kind)
+        part = (entry.message_id, entry.amount, -entry.free_delta)
+        settle_reservation(self._session, self.account_id, entry.id, part, kind)
+        return self._as_reservation(entry, state=settled)
 
     def _reserve_entry(self, reservation_id: int) -> LedgerEntry:
         entry = self._session.scalars(
@@ -348,28 +338,6 @@ class Credits:
             purchased=-entry.purchased_delta,
             state=state or self._state(entry.id),
         )
-
-    def _forfeit_stale_free(self, row: CreditBalance, reserve: LedgerEntry) -> None:
-        """Free credits returned after their month was closed expire at once (R2)."""
-        returned = -reserve.free_delta
-        if not returned:
-            return
-        closed = self._session.scalars(
-            select(LedgerEntry.id).where(
-                LedgerEntry.account_id == self.account_id,
-                LedgerEntry.period.is_not(None),
-                LedgerEntry.id > reserve.id,
-            )
-        ).first()
-        if closed is not None:
-            self.append_entry(
-                row,
-                "expire",
-                returned,
-                free=-returned,
-                reservation_id=reserve.id,
-                note="free credits returned after their month ended",
-            )
 
 
 def _check_amount(amount: int, limit: int) -> None:

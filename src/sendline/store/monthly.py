@@ -1,5 +1,8 @@
 """The monthly free credits (R2): last month's unused ones expire, this month's are
-granted, once per account and month, whoever runs the job and however often."""
+granted, once per account and month, whoever runs the job and however often.
+
+Closing a month is what makes free credits still held by a reservation expire when
+they come back (`store.settlement.returned_late`): the expiry is one rule, written there."""
 
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ from sqlalchemy.orm import Session
 from sendline.errors import InvalidInput
 from sendline.store.credits import Credits
 from sendline.store.models import Account, LedgerEntry
+from sendline.store.settlement import expiry
+from sendline.store.types import utcnow
 
 _PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
@@ -66,14 +71,7 @@ def apply_monthly(session: Session, account_id: int, period: str) -> MonthlyResu
     expired = row.free
     if expired:
         closing = last_grant if _last_period(session, account_id, "expire") != last_grant else None
-        credits.append_entry(
-            row,
-            "expire",
-            expired,
-            free=-expired,
-            period=closing,
-            note="unused free credits expire at the end of their month",
-        )
+        credits.append(row, expiry(account_id, expired, utcnow(), period=closing))
     allowance = account.monthly_free_credits
     if not allowance:
         return MonthlyResult(account_id, period, 0, expired, "not eligible")
