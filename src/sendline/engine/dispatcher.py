@@ -46,7 +46,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.engine import outbox
 from sendline.engine.outbox import Job, Outcome
-from sendline.engine.pacing import Pacer
+from sendline.engine.pacing import PaceClock, Pacer
 from sendline.engine.zones import Zones, ringing_zones
 from sendline.providers.base import (
     Accepted,
@@ -119,6 +119,7 @@ class Dispatcher:
         sender_mps: float | None = None,
         account_mps: float | None = None,
         rng: random.Random | None = None,
+        pace_clock: PaceClock | None = None,  # None: the database's clock, real sleeps
     ) -> None:
         self._session_factory = session_factory
         self.provider = provider
@@ -130,7 +131,11 @@ class Dispatcher:
         self._rng = rng or random.Random()
         self._stop = threading.Event()
         paced = bool(sender_mps or account_mps)
-        self._pacer = Pacer(session_factory, self._stop, sender_mps, account_mps) if paced else None
+        self._pacer = (
+            Pacer(session_factory, self._stop, sender_mps, account_mps, pace_clock)
+            if paced
+            else None
+        )
         self._lock = threading.Lock()
         self._unsent: dict[int, Job] = {}  # claimed, not yet handed to the provider
 

@@ -11,12 +11,16 @@ it is not using; when its turn comes, it asks again.
 
 Short waits are slept, with the slot reserved (`acquire`): that holds a fast sender's
 rate exactly, whatever the number of workers, as a carrier expects.
+
+Time is the database's clock and the sleeps are real ones, unless a `PaceClock` is
+given (the tests: their clock moves when the pacer sleeps, so nothing waits).
 """
 
 from __future__ import annotations
 
 import threading
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,6 +29,18 @@ from sendline.engine.outbox import Job
 
 SHORT_WAIT = 0.25  # seconds: a wait this short is slept, not put back
 SLEEP_BUDGET = 1.0  # seconds of such sleeps in one batch, after which waits are put back
+
+
+class PaceClock(Protocol):
+    """The pacer's time, when it is not the real one."""
+
+    def seconds(self) -> float:
+        """Now, in epoch seconds (the rate limiter's `clock`)."""
+        ...
+
+    def sleep(self, seconds: float) -> None:
+        """Let `seconds` pass (the pacer checks its stop event after)."""
+        ...
 
 
 class Pacer:
@@ -36,9 +52,12 @@ class Pacer:
         stop: threading.Event,
         sender_mps: float | None,
         account_mps: float | None,
+        clock: PaceClock | None = None,
     ) -> None:
         self._sessions = session_factory
         self._stop = stop
+        self._clock = clock
+        self._seconds = clock.seconds if clock is not None else None
         self.sender_mps = sender_mps
         self.account_mps = account_mps
         self._slept = 0.0
@@ -65,14 +84,24 @@ class Pacer:
         False: the worker was stopped while waiting."""
         limits = self.limits(job)
         cost = max(1, job.segments)  # carriers count segments, not messages
-        wait = ratelimit.try_acquire_all(self._sessions, limits, cost)
+        wait = ratelimit.try_acquire_all(self._sessions, limits, cost, clock=self._seconds)
         if wait <= 0:
             return True
         if wait > SHORT_WAIT or self._slept + wait > SLEEP_BUDGET:
             return self._due_again(limits, cost, wait, now)
-        wait = max(ratelimit.acquire(self._sessions, key, cost, rate) for key, rate in limits)
+        wait = max(
+            ratelimit.acquire(self._sessions, key, cost, rate, clock=self._seconds)
+            for key, rate in limits
+        )
         self._slept += wait
-        return wait <= 0 or not self._stop.wait(wait)
+        return wait <= 0 or not self._sleep(wait)
+
+    def _sleep(self, seconds: float) -> bool:
+        """Sleep, waking early when the worker is stopped; True if it was."""
+        if self._clock is None:
+            return self._stop.wait(seconds)
+        self._clock.sleep(seconds)
+        return self._stop.is_set()
 
     def _due_again(
         self, limits: list[tuple[str, float]], cost: int, wait: float, now: datetime

@@ -9,6 +9,8 @@ GCRA keeps a single number per key, the theoretical arrival time (`tat`): when t
 unit may go. Taking `cost` units at rate r moves it by cost/r, and up to `burst` units
 may go ahead of it. Time is the database's clock, not the worker's: workers on several
 machines with skewed clocks would each believe they own a different slice of the rate.
+A caller may pass its own `clock` instead (epoch seconds): the tests do, so that they
+assert exact waits without waiting.
 
 Two modes:
 - `acquire` (a sender pacing itself through a short wait): always reserves the slot and
@@ -23,9 +25,9 @@ Two modes:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from sqlalchemy import Float, bindparam, delete, func, select, update
+from sqlalchemy import Float, bindparam, delete, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -34,6 +36,10 @@ from sqlalchemy.sql.elements import ColumnElement
 from sendline.errors import InvalidInput
 from sendline.store.engine_models import RateLimit
 
+# Epoch seconds. Every function takes one as `clock`; None, the default, is the
+# database's own clock, the one every worker on every machine shares.
+Clock = Callable[[], float]
+
 
 def acquire(
     session_factory: sessionmaker[Session],
@@ -41,15 +47,17 @@ def acquire(
     cost: float,
     rate_per_second: float,
     burst: int = 1,
+    *,
+    clock: Clock | None = None,
 ) -> float:
     """Reserve `cost` units on `key`; return the seconds to wait before using them."""
     interval = _interval(rate_per_second, burst)
     increment = cost * interval
     with session_factory.begin() as session:
-        row = _advance(session, key, increment)
+        row = _advance(session, key, increment, clock)
         if row is None:
             _create(session, key)
-            row = _advance(session, key, increment)
+            row = _advance(session, key, increment, clock)
         assert row is not None
     new_tat, now = row
     start = new_tat - increment  # when this reservation's first unit may go
@@ -62,10 +70,12 @@ def try_acquire(
     cost: float,
     rate_per_second: float,
     burst: int = 1,
+    *,
+    clock: Clock | None = None,
 ) -> float:
     """Take `cost` units on `key` if they are free now (returns 0.0); else the seconds
     until they would be (nothing taken)."""
-    return try_acquire_all(session_factory, [(key, rate_per_second)], cost, burst)
+    return try_acquire_all(session_factory, [(key, rate_per_second)], cost, burst, clock=clock)
 
 
 def try_acquire_all(
@@ -73,6 +83,8 @@ def try_acquire_all(
     limits: Sequence[tuple[str, float]],
     cost: float,
     burst: int = 1,
+    *,
+    clock: Clock | None = None,
 ) -> float:
     """`try_acquire` on several (key, rate) limits at once: all taken (0.0) or none
     (the longest wait). A message paced by its sender and its account must not spend
@@ -84,7 +96,7 @@ def try_acquire_all(
         # The row locks (SQLite: the write lock BEGIN IMMEDIATE took) make the reads and
         # the writes below one step for every other caller.
         rows = session.execute(
-            select(RateLimit.key, RateLimit.tat, _db_now(session))
+            select(RateLimit.key, RateLimit.tat, _now(session, clock))
             .where(RateLimit.key.in_(sorted(tolerances)))
             .order_by(RateLimit.key)
             .with_for_update()
@@ -118,18 +130,22 @@ def _interval(rate_per_second: float, burst: int) -> float:
     return 1.0 / rate_per_second
 
 
-def _db_now(session: Session) -> ColumnElement[float]:
-    """Epoch seconds on the database's clock, fixed for the whole statement."""
+def _now(session: Session, clock: Clock | None) -> ColumnElement[float]:
+    """Epoch seconds on `clock`, or on the database's clock, fixed for the whole statement."""
+    if clock is not None:
+        return literal(clock(), Float)
     if session.get_bind().dialect.name == "postgresql":
         return func.extract("epoch", func.statement_timestamp()).cast(Float)
     # julianday('now') has millisecond precision and is constant within a statement.
     return (func.julianday("now") - 2440587.5) * 86400.0
 
 
-def _advance(session: Session, key: str, increment: float) -> tuple[float, float] | None:
-    """tat = max(tat, now) + increment, atomically; (new tat, db now), or None if no row."""
+def _advance(
+    session: Session, key: str, increment: float, clock: Clock | None
+) -> tuple[float, float] | None:
+    """tat = max(tat, now) + increment, atomically; (new tat, now), or None if no row."""
     greatest = func.greatest if session.get_bind().dialect.name == "postgresql" else func.max
-    now = _db_now(session)
+    now = _now(session, clock)
     statement = (
         update(RateLimit)
         .where(RateLimit.key == key)
