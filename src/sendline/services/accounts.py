@@ -7,7 +7,7 @@ is one row there (the store checks the value itself, see store/accounts.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -250,7 +250,5 @@ def grant_monthly_credits(
     """R2's monthly job for every account (or `ref`): safe to run twice."""
     month = check_period(period)
     with sessions.begin() as session:
-        ids: Sequence[int] | None = None
-        if ref is not None:
-            ids = [resolve_account(session, ref).id]
-        return grant_monthly(session, month, account_ids=None if ids is None else list(ids))
+        ids = [resolve_account(session, ref).id] if ref is not None else None
+        return grant_monthly(session, month, account_ids=ids)
