@@ -18,7 +18,9 @@ from sendline.engine.inbound import (
     OPT_OUT_CONFIRMATION,
     receive,
     receive_all,
+    review,
 )
+from sendline.errors import Conflict, InvalidInput, NotFound
 from sendline.providers.sandbox import SandboxProvider
 from sendline.store.consent import Consent
 from sendline.store.engine_models import AutomationRun, InboundMessage, Message, SandboxMessage
@@ -220,3 +222,72 @@ def test_it_handles_a_text_from_a_stranger(session: Session, world: World) -> No
     )
     session.commit()
     assert (unknown.account_id, unknown.contact_id, unknown.from_number) == (None, None, "12345")
+
+
+def test_it_handles_a_reviewed_revocation_as_an_agent_opt_out(
+    session: Session, world: World
+) -> None:
+    inbound = _text(session, "please stop texting me")
+    pending = queue_message(session, world.account, world.contact)
+    done = review(session, world.account.id, inbound.id, opt_out=True, by="alice", now=NOW)
+    session.commit()
+    latest = Consent(session, world.account.id).latest(world.contact.id)
+    assert latest is not None and latest.id == done.consent_event_id
+    assert (latest.kind, latest.method, latest.disclosure) == (
+        "opt_out",
+        "agent",
+        "please stop texting me",
+    )
+    assert "by alice" in latest.source and f"reply {inbound.id}" in latest.source
+    assert (inbound.review_decision, inbound.reviewed_by, inbound.reviewed_at) == (
+        "opt_out",
+        "alice",
+        NOW,
+    )
+    assert done.canceled == 1 and message(session, pending.id).status == "canceled"
+    assert _replies(session, world.contact.id) == []  # no confirmation long after the text
+    assert_ledger_ok(session, world.account.id)
+
+
+def test_it_handles_a_review_that_is_not_an_opt_out(session: Session, world: World) -> None:
+    inbound = _text(session, "stop sending the wrong size, I wanted a 9")
+    done = review(session, world.account.id, inbound.id, opt_out=False, by="bob", now=NOW)
+    session.commit()
+    assert done.consent_event_id is None
+    assert (inbound.review_decision, inbound.reviewed_by) == ("not_opt_out", "bob")
+    assert Consent(session, world.account.id).status(world.contact.id) == "opted_in"
+
+
+def test_it_refuses_a_second_review_and_replies_not_flagged(session: Session, world: World) -> None:
+    flagged = _text(session, "please stop texting me")
+    keyword = _text(session, "HELP", minutes=1)
+    review(session, world.account.id, flagged.id, opt_out=False, by="bob", now=NOW)
+    session.commit()
+    with pytest.raises(Conflict) as twice:
+        review(session, world.account.id, flagged.id, opt_out=True, by="alice", now=NOW)
+    assert twice.value.code == "already_reviewed" and "bob" in twice.value.message
+    with pytest.raises(InvalidInput) as not_flagged:
+        review(session, world.account.id, keyword.id, opt_out=True, by="alice", now=NOW)
+    assert not_flagged.value.code == "not_for_review"
+    for wrong in (flagged.id + 100, 10**25, 0):
+        with pytest.raises(NotFound):
+            review(session, world.account.id, wrong, opt_out=True, by="alice", now=NOW)
+    other = make_account(session, "other")
+    with pytest.raises(NotFound):  # another account's reply is not this account's to review
+        review(session, other.id, flagged.id, opt_out=True, by="alice", now=NOW)
+    with pytest.raises(InvalidInput):
+        review(session, world.account.id, flagged.id, opt_out=True, by=" ", now=NOW)
+    session.rollback()
+    assert Consent(session, world.account.id).status(world.contact.id) == "opted_in"
+
+
+def test_it_refuses_to_opt_out_a_stranger_on_review(session: Session, world: World) -> None:
+    inbound = receive(
+        session, from_number="+14155550999", to_number=SENDER, body="stop texting me", now=NOW
+    )
+    session.commit()
+    with pytest.raises(InvalidInput, match="no contact"):
+        review(session, world.account.id, inbound.id, opt_out=True, by="alice", now=NOW)
+    session.rollback()
+    closed = review(session, world.account.id, inbound.id, opt_out=False, by="alice", now=NOW)
+    assert closed.inbound.review_decision == "not_opt_out"

@@ -8,7 +8,13 @@ import pytest
 from sqlalchemy.orm import Session
 
 from sendline.errors import AddonRequired, Conflict, InvalidInput, NotFound, SmsNotInPlan
-from sendline.store.accounts import Accounts, format_window, parse_rates, parse_window
+from sendline.store.accounts import (
+    Accounts,
+    format_window,
+    parse_rates,
+    parse_time,
+    parse_window,
+)
 from sendline.store.credits import Credits
 from tests.store.conftest import LEGACY, MakeAccount
 
@@ -144,3 +150,70 @@ def test_it_handles_window_and_rate_parsing() -> None:
             parse_window(bad)
     with pytest.raises(InvalidInput):
         parse_rates(["GB:2"])
+
+
+@pytest.mark.parametrize("setting", ["optout_clause", "help_text"])
+def test_it_refuses_a_clause_that_does_not_tell_how_to_opt_out(
+    session: Session, make_account: MakeAccount, setting: str
+) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        make_account("Thankful", **{setting: "Thanks!"})
+    assert caught.value.code == "invalid_optout_clause"
+    assert "'Thanks!' does not tell how to opt out" in caught.value.message
+    assert Accounts(session).find("Thankful") is None
+    account = make_account("Clear", **{setting: "Text STOP to end"})
+    with pytest.raises(InvalidInput, match="does not tell how to opt out"):
+        Accounts(session).update(account.id, **{setting: "Stop by our store!"})
+    with pytest.raises(InvalidInput, match="does not tell how to opt out"):
+        Accounts(session).update_settings(account.id, **{setting: "Thanks!"})
+    session.rollback()
+    assert getattr(Accounts(session).get(account.id), setting) == "Text STOP to end"
+
+
+def test_it_handles_plan_and_settings_in_one_update(
+    session: Session, make_account: MakeAccount
+) -> None:
+    account = make_account(tier="plus", sms_addon=False)
+    Accounts(session).update(
+        account.id, tier="Enterprise", sms_addon=True, max_segments=3, quiet_end=1440
+    )
+    session.commit()
+    again = Accounts(session).get(account.id)
+    assert (again.tier, again.sms_addon, again.max_segments, again.quiet_end) == (
+        "enterprise",
+        True,
+        3,
+        1440,
+    )
+
+
+def test_it_refuses_an_update_with_one_bad_value_and_writes_nothing(
+    session: Session, make_account: MakeAccount
+) -> None:
+    account = make_account(tier="plus")
+    with pytest.raises(InvalidInput, match="tier"):
+        Accounts(session).update(account.id, max_segments=5, tier="gold")
+    with pytest.raises(InvalidInput, match="max segments"):
+        Accounts(session).update(account.id, tier="enterprise", max_segments=50)
+    session.commit()
+    again = Accounts(session).get(account.id)
+    assert (again.tier, again.max_segments) == ("plus", 1)
+
+
+def test_it_refuses_ids_beyond_any_row_as_not_found(
+    session: Session, make_account: MakeAccount
+) -> None:
+    make_account("Zeta")
+    accounts = Accounts(session)
+    for ref in ("1234567890123456789012345", "2147483648", "0", "٣"):
+        with pytest.raises(NotFound):
+            accounts.resolve(ref)
+    with pytest.raises(NotFound):
+        accounts.get(10**25)
+
+
+def test_it_handles_time_parsing() -> None:
+    assert (parse_time("08:30"), parse_time("24:00"), parse_time("0:00")) == (510, 1440, 0)
+    for bad in ("24:01", "8", "08:60", "8h30"):
+        with pytest.raises(InvalidInput):
+            parse_time(bad)

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from sendline.cli import app
+from sendline.store.db import create_engine_for
 from tests.store.test_import import DISCLOSURE, write_csv
 
 runner = CliRunner()
@@ -254,3 +256,105 @@ def test_it_refuses_bad_imports_with_a_readable_message(acme: str, tmp_path: Pat
     assert "--map" in stderr
     refused(acme, "contacts", "show", "nobody@example.com", code="not_found")
     refused(acme, "contacts", "consent-history", "42", code="not_found")
+
+
+def test_it_handles_accounts_update(acme: str) -> None:
+    out = ok(
+        acme,
+        "accounts",
+        "update",
+        "Acme",
+        "--tier",
+        "enterprise",
+        "--sms-addon",
+        "--sender",
+        "+1 415 892 1234",
+        "--quiet-start",
+        "07:00",
+        "--frequency-cap",
+        "5",
+        "--max-segments",
+        "2",
+        "--optout-clause",
+        "Text STOP to end",
+        "--help-text",
+        "Acme: help at acme.test. Reply STOP to opt out.",
+        "--rate",
+        "FR=3",
+    )
+    assert "updated account 'Acme'" in out and "enterprise" in out
+    shown = ok(acme, "accounts", "show", "Acme")
+    for expected in ("+14158921234", "07:00-20:00", "5 per 24 h", "Text STOP to end", "FR=3"):
+        assert expected in shown
+    assert "max segments 2" in shown and "SMS add-on yes" in shown
+    ok(acme, "accounts", "update", "1", "--no-sms-addon", "--quiet-hours", "08:00-21:00")
+    assert "SMS add-on no" in ok(acme, "accounts", "show", "Acme")
+
+
+def test_it_refuses_a_bad_accounts_update_naming_the_option(acme: str) -> None:
+    before = ok(acme, "accounts", "show", "Acme")
+    stderr = refused(
+        acme,
+        "accounts",
+        "update",
+        "Acme",
+        "--tier",
+        "enterprise",
+        "--max-segments",
+        "eleven",
+        "--quiet-end",
+        "25:00",
+        code="invalid_input",
+    )
+    assert "--max-segments: 'eleven' is not a whole number" in stderr
+    assert "--quiet-end: time '25:00' is not a time of day" in stderr
+    refused(acme, "accounts", "update", "Acme", "--quiet-start", "21:00", code="invalid_input")
+    refused(acme, "accounts", "update", "Acme", code="invalid_input")
+    refused(acme, "accounts", "update", "Nope", "--tier", "plus", code="not_found")
+    assert ok(acme, "accounts", "show", "Acme") == before
+
+
+def test_it_refuses_an_optout_clause_that_does_not_tell_how(acme: str) -> None:
+    create = ["accounts", "create", "Thankful", "--line", "marketing", "--tier", "plus"]
+    stderr = refused(
+        acme,
+        *create,
+        "--purchased-on",
+        "2022-05-01",
+        "--optout-clause",
+        "Thanks!",
+        code="invalid_optout_clause",
+    )
+    assert "--optout-clause: opt-out clause 'Thanks!' does not tell how to opt out" in stderr
+    refused(acme, "accounts", "show", "Thankful", code="not_found")
+    refused(
+        acme,
+        "accounts",
+        "update",
+        "Acme",
+        "--optout-clause",
+        "Thanks!",
+        code="invalid_optout_clause",
+    )
+    ok(acme, *create, "--purchased-on", "2022-05-01", "--optout-clause", "Text STOP to end")
+
+
+def test_it_refuses_a_stored_clause_that_does_not_tell_how_in_one_line(
+    acme: str, tmp_path: Path
+) -> None:
+    # As an older version could store it: straight into the table.
+    engine = create_engine_for(acme)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE accounts SET optout_clause = 'Thanks!'"))
+    engine.dispose()
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(
+        "name: Sale\ntrigger: {type: bulk}\nsteps:\n  - {type: send_sms, body: 'Sale today'}\n",
+        encoding="utf-8",
+    )
+    stderr = refused(acme, "automations", "create", str(flow), code="invalid_optout_clause")
+    assert "'Thanks!' does not tell how to opt out" in stderr
+    assert "sendline accounts update ACCOUNT --optout-clause" in stderr
+    assert "Thanks!" in ok(acme, "accounts", "show", "Acme")  # still readable, and fixable
+    ok(acme, "accounts", "update", "Acme", "--optout-clause", "Reply STOP to opt out")
+    assert "created automation 'Sale'" in ok(acme, "automations", "create", str(flow))

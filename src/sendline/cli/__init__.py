@@ -16,6 +16,7 @@ from sendline.cli import (
     contacts,
     credits,
     db,
+    inbox,
     messages,
     sandbox,
     service,
@@ -36,6 +37,7 @@ app.add_typer(contacts.app, name="contacts")
 app.add_typer(automations.app, name="automations")
 app.add_typer(automations.events_app, name="events")
 app.add_typer(messages.app, name="messages")
+app.add_typer(inbox.app, name="inbox")
 app.add_typer(sandbox.app, name="sandbox")
 app.command("serve")(service.serve)
 app.command("worker")(service.worker_command)

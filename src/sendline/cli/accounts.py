@@ -1,7 +1,8 @@
-"""`sendline accounts create|show|list`."""
+"""`sendline accounts create|update|show|list`: parse, call services/accounts.py, print."""
 
 from __future__ import annotations
 
+import inspect
 from datetime import date
 from typing import Annotated, Any
 
@@ -10,9 +11,16 @@ from rich.table import Table
 
 from sendline.cli.common import console, usage_error
 from sendline.cli.db import guarded, open_store
-from sendline.store.accounts import Accounts, format_window, parse_rates, parse_window
-from sendline.store.credits import Credits
-from sendline.store.models import Account
+from sendline.services.accounts import (
+    FIELDS,
+    AccountField,
+    AccountView,
+    create_account,
+    list_accounts,
+    parse_changes,
+    show_account,
+    update_account,
+)
 
 app = typer.Typer(
     help="Accounts: plan, cohort, SMS add-on and sending settings.", no_args_is_help=True
@@ -24,11 +32,6 @@ def _date(text: str, option: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise usage_error(f"{option} {text!r} must be a date YYYY-MM-DD") from None
-
-
-def sms_state(account: Account) -> str:
-    refusal = account.sms_refusal()
-    return "enabled" if refusal is None else f"refused ({refusal.code})"
 
 
 @app.command("create")
@@ -58,85 +61,126 @@ def create(
     sender: Annotated[str | None, typer.Option(help="The from-number.")] = None,
 ) -> None:
     """Create an account with an empty credit balance."""
-    settings: dict[str, Any] = {
-        "optout_clause": optout_clause,
-        "optout_language": optout_language,
-        "help_text": help_text,
-        "max_segments": max_segments,
-        "frequency_cap": frequency_cap,
-        "sender_number": sender,
-    }
-    if quiet_hours is not None:
-        settings["quiet_start"], settings["quiet_end"] = parse_window(quiet_hours)
-    if rate:
-        settings["credit_rates"] = parse_rates(rate)
-    with open_store() as sessions, sessions.begin() as session:
-        account = Accounts(session).create(
+    settings = parse_changes(
+        {
+            "optout-clause": optout_clause,
+            "optout-language": optout_language,
+            "help-text": help_text,
+            "max-segments": max_segments,
+            "quiet-hours": quiet_hours,
+            "frequency-cap": frequency_cap,
+            "rate": rate,
+            "sender": sender,
+        }
+    )
+    with open_store() as sessions:
+        account = create_account(
+            sessions,
             name,
             product_line=product_line,
             tier=tier,
-            last_purchase_on=_date(purchased_on, "--purchased-on"),
+            purchased_on=_date(purchased_on, "--purchased-on"),
             sms_addon=sms_addon,
-            **settings,
+            settings=settings,
         )
-        console.print(
-            f"created account {account.name!r} (id {account.id}): {account.product_line} "
-            f"{account.tier}, {account.cohort} cohort, SMS {sms_state(account)}"
-        )
+    console.print(
+        f"created account {account.name!r} (id {account.id}): {account.product_line} "
+        f"{account.tier}, {account.cohort} cohort, SMS {account.sms_state}"
+    )
+
+
+def _option(field: AccountField) -> inspect.Parameter:
+    """The typer parameter `FIELDS` gives one field: an option defaulting to None."""
+    name = field.option.replace("-", "_")
+    names = f"--{field.option}/--no-{field.option}" if field.kind is bool else f"--{field.option}"
+    kind: Any = {bool: bool | None, list: list[str] | None}.get(field.kind, str | None)
+    annotation = Annotated[kind, typer.Option(names, help=field.help, show_default=False)]
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation
+    )
+
+
+def _update_command(account: str, **options: Any) -> None:
+    """Change an account's plan and settings. Every value is checked first: one bad
+    option (named in the error) changes nothing."""
+    changes = parse_changes(
+        {field.option: options[field.option.replace("-", "_")] for field in FIELDS}
+    )
+    with open_store() as sessions:
+        updated = update_account(sessions, account, changes)
+    console.print(f"updated account {updated.name!r} (id {updated.id}):")
+    _print(updated)
+
+
+def _register_update() -> None:
+    # Built from FIELDS so a new setting needs no code here: typer reads the signature.
+    target = Annotated[str, typer.Argument(help="Account name or id.")]
+    parameters = [
+        inspect.Parameter("account", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=target)
+    ]
+    parameters += [_option(field) for field in FIELDS]
+    command: Any = guarded(_update_command)
+    command.__signature__ = inspect.Signature(parameters)
+    app.command("update")(command)
+
+
+_register_update()
 
 
 @app.command("show")
 @guarded
 def show(account: Annotated[str, typer.Argument(help="Account name or id.")]) -> None:
     """Show an account's plan, SMS state and settings."""
-    with open_store() as sessions, sessions.begin() as session:
-        found = Accounts(session).resolve(account)
-        balance = Credits(session, found.id).balance()
-        table = Table(show_header=False, box=None)
-        rows = [
-            ("id", str(found.id)),
-            ("name", found.name),
-            ("plan", f"{found.product_line} {found.tier}"),
-            ("last purchase", f"{found.last_purchase_on} ({found.cohort} cohort)"),
-            ("SMS add-on", "yes" if found.sms_addon else "no"),
-            ("SMS", sms_state(found)),
-            ("monthly free credits", str(found.monthly_free_credits)),
-            (
-                "credits",
-                f"{balance.available} available ({balance.free} free, "
-                f"{balance.purchased} purchased), {balance.reserved} reserved",
-            ),
-            ("opt-out clause", f"{found.optout_clause} [{found.optout_language}]"),
-            ("help text", found.help_text),
-            ("max segments", str(found.max_segments)),
-            ("sending window", format_window(found.quiet_start, found.quiet_end)),
-            ("frequency cap", f"{found.frequency_cap} per 24 h"),
-            ("credit rates", ", ".join(f"{k}={v}" for k, v in sorted(found.credit_rates.items()))),
-            ("sender", found.sender_number or "-"),
-        ]
-        for label, value in rows:
-            table.add_row(label, value)
-        console.print(table)
+    with open_store() as sessions:
+        _print(show_account(sessions, account))
+
+
+def _print(found: AccountView) -> None:
+    balance = found.balance
+    table = Table(show_header=False, box=None)
+    rows = [
+        ("id", str(found.id)),
+        ("name", found.name),
+        ("plan", f"{found.product_line} {found.tier}"),
+        ("last purchase", f"{found.last_purchase_on} ({found.cohort} cohort)"),
+        ("SMS add-on", "yes" if found.sms_addon else "no"),
+        ("SMS", found.sms_state),
+        ("monthly free credits", str(found.monthly_free_credits)),
+        (
+            "credits",
+            f"{balance.available} available ({balance.free} free, "
+            f"{balance.purchased} purchased), {balance.reserved} reserved",
+        ),
+        ("opt-out clause", f"{found.optout_clause} [{found.optout_language}]"),
+        ("help text", found.help_text),
+        ("max segments", str(found.max_segments)),
+        ("sending window", found.window),
+        ("frequency cap", f"{found.frequency_cap} per 24 h"),
+        ("credit rates", ", ".join(f"{k}={v}" for k, v in sorted(found.credit_rates.items()))),
+        ("sender", found.sender_number or "-"),
+    ]
+    for label, value in rows:
+        table.add_row(label, value)
+    console.print(table)
 
 
 @app.command("list")
 @guarded
-def list_accounts() -> None:
+def list_command() -> None:
     """List every account."""
-    with open_store() as sessions, sessions.begin() as session:
-        accounts = Accounts(session).list()
-        if not accounts:
-            console.print("no accounts yet: create one with `sendline accounts create`")
-            return
-        table = Table("id", "name", "plan", "cohort", "SMS", "credits")
-        for account in accounts:
-            balance = Credits(session, account.id).balance()
-            table.add_row(
-                str(account.id),
-                account.name,
-                f"{account.product_line} {account.tier}",
-                account.cohort,
-                sms_state(account),
-                str(balance.available),
-            )
-        console.print(table)
+    with open_store() as sessions:
+        accounts = list_accounts(sessions)
+    if not accounts:
+        console.print("no accounts yet: create one with `sendline accounts create`")
+        return
+    table = Table("id", "name", "plan", "cohort", "SMS", "credits")
+    for account in accounts:
+        table.add_row(
+            str(account.id),
+            account.name,
+            f"{account.product_line} {account.tier}",
+            account.cohort,
+            account.sms_state,
+            str(account.balance.available),
+        )
+    console.print(table)

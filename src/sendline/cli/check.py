@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sendline.cli.common import console, usage_error
+from sendline.cli.db import guarded
 from sendline.rulebook import shorteners
 from sendline.sms.check import MessageCheck, MessageRules, check_message
 from sendline.sms.optout import DEFAULT_CLAUSE, classify_reply
@@ -50,6 +51,7 @@ _REPLY_EXPLAINED = {
 
 
 @app.command("message")
+@guarded
 def message_command(
     body: Annotated[str | None, typer.Argument(help="The message text.")] = None,
     as_json: JsonOpt = False,
@@ -89,6 +91,7 @@ def message_command(
 
 
 @app.command("phone")
+@guarded
 def phone_command(
     number: Annotated[str | None, typer.Argument(help="The phone number as stored.")] = None,
     as_json: JsonOpt = False,
@@ -99,6 +102,7 @@ def phone_command(
 
 
 @app.command("reply")
+@guarded
 def reply_command(
     body: Annotated[str | None, typer.Argument(help="The inbound message text.")] = None,
     as_json: JsonOpt = False,

@@ -16,11 +16,14 @@ EXIT_USAGE = 2  # the command line itself is wrong (same code Click uses)
 
 
 def usage_error(message: str) -> typer.Exit:
-    err_console.print(Text(f"error: {message}", style="bold red"))
+    err_console.print(Text(f"error: {message}", style="bold red"), soft_wrap=True)
     return typer.Exit(EXIT_USAGE)
 
 
 def fail(error: SendlineError) -> typer.Exit:
     """Print a domain error as one readable line (with its stable code) and exit 1."""
-    err_console.print(Text(f"error [{error.code}]: {error.message}", style="bold red"))
+    # soft_wrap: one line however long, so scripts and logs get the whole message
+    err_console.print(
+        Text(f"error [{error.code}]: {error.message}", style="bold red"), soft_wrap=True
+    )
     return typer.Exit(EXIT_ERROR)

@@ -9,8 +9,9 @@ from rich.table import Table
 
 from sendline.cli.common import console
 from sendline.cli.db import AccountOption, guarded, open_store, resolve_account
+from sendline.services.accounts import grant_monthly_credits, purchase_credits
 from sendline.store.credits import Credits
-from sendline.store.monthly import check_period, grant_monthly, period_of
+from sendline.store.monthly import check_period, period_of
 from sendline.store.types import utcnow
 
 app = typer.Typer(
@@ -65,13 +66,9 @@ def purchase(
     note: Annotated[str | None, typer.Option(help="e.g. the invoice number.")] = None,
 ) -> None:
     """Record a purchase of credits (purchased credits never expire)."""
-    with open_store() as sessions, sessions.begin() as session:
-        found = resolve_account(session, account)
-        credits = Credits(session, found.id)
-        credits.purchase(amount, note=note)
-        console.print(
-            f"{found.name}: bought {amount} credits; {credits.balance().available} available"
-        )
+    with open_store() as sessions:
+        found = purchase_credits(sessions, account, amount, note=note)
+    console.print(f"{found.name}: bought {amount} credits; {found.balance.available} available")
 
 
 @app.command("grant-monthly")
@@ -89,16 +86,15 @@ def grant(
     Safe to run twice, or from two places at once: each month is granted once.
     """
     month = check_period(period or period_of(utcnow().date()))
-    with open_store() as sessions, sessions.begin() as session:
-        ids = [resolve_account(session, account).id] if account is not None else None
-        results = grant_monthly(session, month, account_ids=ids)
-        granted = [r for r in results if r.granted]
-        for result in results:
-            if result.granted or result.expired:
-                console.print(
-                    f"account {result.account_id}: +{result.granted} free credits for {month}, "
-                    f"{result.expired} unused expired"
-                )
-        total = sum(r.granted for r in granted)
-        noun = "account" if len(granted) == 1 else "accounts"
-        console.print(f"{month}: {len(granted)} {noun} granted {total} credits in all")
+    with open_store() as sessions:
+        results = grant_monthly_credits(sessions, month, account)
+    granted = [r for r in results if r.granted]
+    for result in results:
+        if result.granted or result.expired:
+            console.print(
+                f"account {result.account_id}: +{result.granted} free credits for {month}, "
+                f"{result.expired} unused expired"
+            )
+    total = sum(r.granted for r in granted)
+    noun = "account" if len(granted) == 1 else "accounts"
+    console.print(f"{month}: {len(granted)} {noun} granted {total} credits in all")

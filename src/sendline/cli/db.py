@@ -19,10 +19,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.cli.common import console, err_console, fail
 from sendline.config import load_settings
-from sendline.errors import SendlineError
+from sendline.errors import InvalidInput, SendlineError
 from sendline.rulebook import shorteners
 from sendline.services import resolve_account
 from sendline.sms.links import ShortenerList
+from sendline.sms.optout import InvalidClause
 from sendline.store.db import (
     current_revisions,
     head_revision,
@@ -55,6 +56,17 @@ def guarded(command: Callable[P, R]) -> Callable[P, R]:
             raise fail(SendlineError(f"database error: {reason}", code="database_error")) from None
         except OSError as exc:
             raise fail(SendlineError(str(exc), code="io_error")) from None
+        except InvalidClause as exc:
+            # A clause stored before clauses were checked (they are now, when set).
+            hint = (
+                "fix the account's clause with `sendline accounts update ACCOUNT --optout-clause`"
+            )
+            raise fail(SendlineError(f"{exc}; {hint}", code="invalid_optout_clause")) from None
+        except OverflowError as exc:
+            # Last line of defence: lookups refuse out-of-range ids themselves (store/ids.py).
+            raise fail(
+                InvalidInput(f"a number is out of range: {exc}", code="out_of_range")
+            ) from None
         except KeyboardInterrupt:
             err_console.print(Text("interrupted: nothing was changed", style="bold red"))
             raise typer.Exit(130) from None

@@ -50,6 +50,7 @@ from sendline.sms.check import MessageRules, check_message
 from sendline.sms.links import ShortenerList
 from sendline.sms.templates import Template, TemplateError
 from sendline.store.engine_models import Automation, AutomationRun, AutomationVersion
+from sendline.store.ids import is_id, parse_id
 from sendline.store.models import Account, CustomField
 
 _WORDS = re.compile(r"[^\W_]+")
@@ -114,7 +115,7 @@ class Automations:
     # -- reading -----------------------------------------------------------------
 
     def get(self, automation_id: int) -> Automation:
-        automation = self._session.get(Automation, automation_id)
+        automation = self._session.get(Automation, automation_id) if is_id(automation_id) else None
         if automation is None or automation.account_id != self.account_id:
             raise NotFound(f"no automation {automation_id} in this account")
         return automation
@@ -129,8 +130,9 @@ class Automations:
         """An automation by name, or by id when `ref` is a number that is not a name."""
         text = str(ref).strip()
         automation = self.find(text)
-        if automation is None and text.isdigit():
-            return self.get(int(text))
+        number = parse_id(text)
+        if automation is None and number is not None:
+            return self.get(number)
         if automation is None:
             raise NotFound(f"no automation named {text!r} in this account")
         return automation

@@ -28,6 +28,7 @@ from sendline.sms.links import ShortenerList
 from sendline.store.credit_values import Share
 from sendline.store.credits import Credits
 from sendline.store.engine_models import MESSAGE_STATUSES, Message
+from sendline.store.ids import is_id
 from sendline.store.models import Account
 from sendline.store.rows import update_rows
 from sendline.store.sets import among
@@ -116,13 +117,14 @@ def _held_messages(session: Session, account_id: int, ids: Sequence[int]) -> lis
     unique = list(dict.fromkeys(ids))
     # Kept in a variable: the session holds its objects weakly, and `held_message`'s
     # lookups must find them there rather than query again one by one.
-    _loaded = session.scalars(select(Message).where(among(session, Message.id, unique))).all()
+    wanted = [message_id for message_id in unique if is_id(message_id)]  # others: NotFound
+    _loaded = session.scalars(select(Message).where(among(session, Message.id, wanted))).all()
     return [held_message(session, account_id, message_id) for message_id in unique]
 
 
 def held_message(session: Session, account_id: int, message_id: int) -> Message:
     """The account's held message `message_id`, or NotFound saying why not."""
-    message = session.get(Message, message_id)
+    message = session.get(Message, message_id) if is_id(message_id) else None
     if message is None or message.account_id != account_id:
         raise NotFound(f"no message {message_id} in this account")
     if message.status != "held":

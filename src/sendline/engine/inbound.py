@@ -12,7 +12,8 @@ What each reply does:
 - opt-in keyword: an opt-in record and a short confirmation (once).
 - help keyword: the account's help text, even to an opted-out contact (carriers require
   HELP to be answered).
-- free-text revocation: stored for a human to review; no automatic change.
+- free-text revocation: stored for a human to review (`review`, `sendline inbox review`);
+  no automatic change.
 - anything else: handed to the automations listening for replies.
 
 Delivery is at least once for webhooks, so a reply carrying a provider id is handled
@@ -29,10 +30,12 @@ from sqlalchemy.orm import Session
 
 from sendline.engine.replies import queue_reply
 from sendline.engine.triggers import on_reply
+from sendline.errors import Conflict, InvalidInput, NotFound
 from sendline.sms.optout import ReplyAction, classify_reply
 from sendline.sms.phone import check_phone
 from sendline.store.consent import Consent
 from sendline.store.engine_models import InboundMessage, Message
+from sendline.store.ids import is_id
 from sendline.store.models import Account, Contact
 from sendline.store.settlement import SHARE_COLUMNS, settle_shares
 
@@ -45,6 +48,7 @@ OPT_IN_CONFIRMATION = (
 )
 SOURCE = "sms reply"
 MAX_SOURCE = 200
+MAX_REVIEWER = 100  # inbound_messages.reviewed_by
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,15 @@ class Handled:
     @property
     def action(self) -> str:
         return self.inbound.action
+
+
+@dataclass(frozen=True)
+class Reviewed:
+    """What a review did: the reply, the consent event it recorded, messages canceled."""
+
+    inbound: InboundMessage
+    consent_event_id: int | None
+    canceled: int
 
 
 def receive(
@@ -238,6 +251,80 @@ def cancel_pending(session: Session, account_id: int, contact_id: int, now: date
     ).all()
     settle_shares(session, rows, "release")
     return len(rows)
+
+
+def review(
+    session: Session,
+    account_id: int,
+    inbound_id: int,
+    *,
+    opt_out: bool,
+    by: str,
+    now: datetime,
+) -> Reviewed:
+    """A person's decision on a reply flagged for review (R12's free-text revocations).
+
+    An opt-out is recorded as a consent event (method `agent`, the reply's text as the
+    evidence) and cancels what is pending, like a STOP. No confirmation is sent: the
+    FCC's 2024 rule allows one only within minutes of the request, and a review usually
+    comes later. Not an opt-out just closes the review. Either way who decided is kept.
+    """
+    reviewer = _reviewer(by)
+    inbound = _reviewable(session, account_id, inbound_id)
+    event_id, canceled = None, 0
+    if opt_out:
+        if inbound.contact_id is None:
+            raise InvalidInput(
+                f"reply {inbound_id} came from a number no contact has: there is nobody to "
+                "opt out (close the review with --not-opt-out)"
+            )
+        event = Consent(session, account_id).record(
+            inbound.contact_id,
+            "opt_out",
+            "agent",
+            source=f"inbox review of reply {inbound_id} by {reviewer}"[:MAX_SOURCE],
+            disclosure=inbound.body,
+            occurred_at=now,
+        )
+        event_id = event.id
+        canceled = cancel_pending(session, account_id, inbound.contact_id, now)
+    inbound.review_decision = "opt_out" if opt_out else "not_opt_out"
+    inbound.reviewed_by, inbound.reviewed_at = reviewer, now
+    session.flush()
+    return Reviewed(inbound, event_id, canceled)
+
+
+def _reviewer(by: str) -> str:
+    name = by.strip()
+    if not name or len(name) > MAX_REVIEWER or any(ord(c) < 32 for c in name):
+        raise InvalidInput(f"the reviewer's name must be 1-{MAX_REVIEWER} printable characters")
+    return name
+
+
+def _reviewable(session: Session, account_id: int, inbound_id: int) -> InboundMessage:
+    # Locked: two people reviewing the same reply at once must not both decide.
+    query = (
+        select(InboundMessage)
+        .where(InboundMessage.id == inbound_id, InboundMessage.account_id == account_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    inbound = session.scalars(query).first() if is_id(inbound_id) else None
+    if inbound is None:
+        raise NotFound(f"no reply {inbound_id} in this account")
+    if inbound.reviewed_at is not None:
+        raise Conflict(
+            f"reply {inbound_id} was already reviewed by {inbound.reviewed_by or 'someone'} "
+            f"({inbound.review_decision or 'closed'}, {inbound.reviewed_at:%Y-%m-%d %H:%M} UTC)",
+            code="already_reviewed",
+        )
+    if inbound.action != ReplyAction.REVIEW.value:
+        raise InvalidInput(
+            f"reply {inbound_id} was not flagged for review: it was handled as "
+            f"{inbound.action} when it arrived",
+            code="not_for_review",
+        )
+    return inbound
 
 
 def _source(inbound: InboundMessage) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 from sendline.sms.encoding import Encoding, SegmentInfo, segment_info
 from sendline.sms.links import ShortenerList, shortener_links
 from sendline.sms.lookalikes import gsm_suggestion
-from sendline.sms.optout import DEFAULT_CLAUSE, has_optout_clause
+from sendline.sms.optout import DEFAULT_CLAUSE, InvalidClause, clause_problem, has_optout_clause
 from sendline.sms.templates import find_tags, unknown_tags
 
 MAX_SEGMENTS_LIMIT = 10  # R9: accounts may allow up to 10 segments per message
@@ -39,8 +39,9 @@ class MessageRules:
             raise ValueError(
                 f"max_segments must be 1-{MAX_SEGMENTS_LIMIT}, not {self.max_segments}"
             )
-        if not has_optout_clause(self.clause):
-            raise ValueError(f"opt-out clause {self.clause!r} does not tell how to opt out")
+        problem = clause_problem(self.clause)
+        if problem is not None:
+            raise InvalidClause(problem)
 
 
 @dataclass(frozen=True, slots=True)

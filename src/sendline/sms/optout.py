@@ -141,6 +141,22 @@ def _inside_url(text: str, keyword_start: int) -> bool:
     return "/" in token or "www." in token or "@" in token
 
 
+class InvalidClause(ValueError):
+    """An account's opt-out clause that does not tell how to opt out (R11). A ValueError
+    so the rule core stays free of the domain errors; the shells map it by type."""
+
+
+def clause_problem(clause: str, what: str = "opt-out clause") -> str | None:
+    """Why `clause` cannot be an account's opt-out clause (or its HELP answer, `what`),
+    or None when it can. The one rule, checked when the text is set and when it is used."""
+    if not has_optout_clause(clause):
+        return (
+            f"{what} {clause!r} does not tell how to opt out: say which keyword to "
+            f'send, e.g. "{DEFAULT_CLAUSE}" or "Text STOP to end"'
+        )
+    return None
+
+
 def with_optout_clause(body: str, clause: str = DEFAULT_CLAUSE) -> str:
     """`body` with `clause` appended on its own line, unless it already has a clause.
 

@@ -17,7 +17,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sendline.errors import Conflict, InvalidInput, NotFound
+from sendline.sms.optout import clause_problem
 from sendline.sms.phone import check_phone
+from sendline.store.ids import is_id, parse_id
 from sendline.store.models import (
     DEFAULT_FREQUENCY_CAP,
     DEFAULT_OPTOUT_CLAUSE,
@@ -32,6 +34,7 @@ from sendline.store.models import (
 
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 _REGION = re.compile(r"^[A-Z]{2}$")
+_TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
 _WINDOW = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
 MAX_RATE = 1000
 SETTING_NAMES = frozenset(
@@ -95,7 +98,7 @@ class Accounts:
         return account
 
     def get(self, account_id: int) -> Account:
-        account = self._session.get(Account, account_id)
+        account = self._session.get(Account, account_id) if is_id(account_id) else None
         if account is None:
             raise NotFound(f"no account with id {account_id}")
         return account
@@ -106,8 +109,9 @@ class Accounts:
     def resolve(self, ref: str) -> Account:
         """An account by name, or by id when `ref` is a number that is not a name."""
         account = self.find(ref.strip())
-        if account is None and ref.strip().isdigit():
-            account = self._session.get(Account, int(ref.strip()))
+        number = parse_id(ref)
+        if account is None and number is not None:
+            account = self._session.get(Account, number)
         if account is None:
             raise NotFound(f"no account named {ref!r}")
         return account
@@ -140,6 +144,25 @@ class Accounts:
         _apply_settings(account, settings)
         self._session.flush()
         return account
+
+    def update(self, account_id: int, **changes: Any) -> Account:
+        """Change the plan (`PLAN_NAMES`) and settings (`SETTING_NAMES`) at once: every
+        value is checked before any is set, so a bad one changes nothing."""
+        account = self.get(account_id)
+        plan = {k: check_change(k, v) for k, v in changes.items() if k in PLAN_NAMES}
+        _apply_settings(account, {k: v for k, v in changes.items() if k not in PLAN_NAMES})
+        for key, value in plan.items():
+            setattr(account, key, value)
+        self._session.flush()
+        return account
+
+
+def check_change(name: str, value: Any) -> Any:
+    """`value` checked (and normalized) for the plan field or setting `name`."""
+    check = _PLAN_CHECKS.get(name) or _CHECKS.get(name)
+    if check is None:
+        raise InvalidInput(f"unknown account setting {name!r}")
+    return check(value)
 
 
 def _apply_settings(account: Account, settings: Mapping[str, Any]) -> None:
@@ -190,6 +213,21 @@ def _int_between(what: str, low: int, high: int) -> Any:
     return check
 
 
+def _instructing(what: str, limit: int) -> Any:
+    """A text sent to contacts that must tell them how to opt out (R11; carriers require
+    the HELP answer to say it too): the rule core's clause detection decides."""
+    length = _text(what, limit)
+
+    def check(value: Any) -> str:
+        text: str = length(value)
+        problem = clause_problem(text, what)
+        if problem is not None:
+            raise InvalidInput(problem, code="invalid_optout_clause")
+        return text
+
+    return check
+
+
 def _language(value: Any) -> str:
     text = str(value).strip()
     if not _LANGUAGE.match(text):
@@ -216,9 +254,9 @@ def _rates(value: Any) -> dict[str, int]:
 
 
 _CHECKS: dict[str, Any] = {
-    "optout_clause": _text("opt-out clause", 160),
+    "optout_clause": _instructing("opt-out clause", 160),
     "optout_language": _language,
-    "help_text": _text("help text", 320),
+    "help_text": _instructing("help text", 320),
     "max_segments": _int_between("max segments per message", 1, 10),
     "quiet_start": _int_between("sending window start (minutes)", 0, 1439),
     "quiet_end": _int_between("sending window end (minutes)", 1, 1440),
@@ -226,6 +264,30 @@ _CHECKS: dict[str, Any] = {
     "credit_rates": _rates,
     "sender_number": _sender,
 }
+
+
+def _purchase_date(value: Any) -> date:
+    if not isinstance(value, date):
+        raise InvalidInput(f"purchase date {value!r} must be a date")
+    return value
+
+
+def _flag(what: str) -> Any:
+    def check(value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise InvalidInput(f"{what} must be yes or no, not {value!r}")
+        return value
+
+    return check
+
+
+_PLAN_CHECKS: dict[str, Any] = {
+    "product_line": lambda value: _choice("product line", str(value), PRODUCT_LINES),
+    "tier": lambda value: _choice("tier", str(value), TIERS),
+    "sms_addon": _flag("SMS add-on"),
+    "last_purchase_on": _purchase_date,
+}
+PLAN_NAMES = frozenset(_PLAN_CHECKS)
 
 
 def parse_window(text: str) -> tuple[int, int]:
@@ -240,6 +302,17 @@ def parse_window(text: str) -> tuple[int, int]:
     if not 0 <= start < end <= 1440:
         raise InvalidInput(f"sending window {text!r} must start before it ends, within one day")
     return start, end
+
+
+def parse_time(text: str, what: str = "time") -> int:
+    """'08:30' -> 510: minutes after local midnight (24:00 is the end of the day)."""
+    match = _TIME.match(text.strip())
+    if not match:
+        raise InvalidInput(f"{what} {text!r} must look like 08:00")
+    hours, minutes = int(match.group(1)), int(match.group(2))
+    if minutes > 59 or hours * 60 + minutes > 1440:
+        raise InvalidInput(f"{what} {text!r} is not a time of day")
+    return hours * 60 + minutes
 
 
 def format_window(start: int, end: int) -> str:

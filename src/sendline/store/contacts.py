@@ -27,6 +27,7 @@ from sendline.store.contact_values import (
     derive_phone,
     normalize_email,
 )
+from sendline.store.ids import parse_id
 from sendline.store.models import (
     FIELD_TYPES,
     Contact,
@@ -79,8 +80,9 @@ class Contacts:
         """A contact by id, email or phone number."""
         ref = ref.strip()
         contact: Contact | None = None
-        if ref.isdigit():
-            contact = self._first(Contact.id == int(ref))
+        number = parse_id(ref)
+        if number is not None:
+            contact = self._first(Contact.id == number)
         if contact is None and "@" in ref:
             contact = self.find_by_email(ref)
         if contact is None and "@" not in ref:

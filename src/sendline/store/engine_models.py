@@ -34,6 +34,7 @@ MESSAGE_STATUSES = (
 )
 MESSAGE_KINDS = ("marketing", "reply")  # reply: opt-out confirmations and help texts
 REPLY_ACTIONS = ("opt_out", "opt_in", "help", "review", "none")
+REVIEW_DECISIONS = ("opt_out", "not_opt_out")
 
 
 def _partial(column: str) -> dict[str, Any]:
@@ -177,6 +178,7 @@ class InboundMessage(Base):
     __tablename__ = "inbound_messages"
     __table_args__ = (
         CheckConstraint(_in("action", REPLY_ACTIONS), name="action"),
+        CheckConstraint(_in("review_decision", REVIEW_DECISIONS), name="review_decision"),
         Index("ix_inbound_messages_contact_id", "contact_id", "received_at"),
         Index("ix_inbound_messages_review", "account_id", "action", "reviewed_at"),
         Index(
@@ -195,6 +197,9 @@ class InboundMessage(Base):
     provider_id: Mapped[str | None] = mapped_column(String(64))
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     reviewed_at: Mapped[datetime | None] = mapped_column()
+    # A review's decision (REVIEW_DECISIONS) and who made it (`sendline inbox review`).
+    review_decision: Mapped[str | None] = mapped_column(String(12))
+    reviewed_by: Mapped[str | None] = mapped_column(String(100))
 
 
 class SandboxMessage(Base):
