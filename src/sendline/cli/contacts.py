@@ -22,10 +22,10 @@ from rich.text import Text
 
 from sendline.cli.common import console, err_console
 from sendline.cli.db import AccountOption, guarded, open_store, resolve_account
+from sendline.importing.importer import ImportOptions, ImportReport, import_contacts
 from sendline.store.consent import Consent
 from sendline.store.contacts import Contacts
 from sendline.store.exporter import export_contacts
-from sendline.store.importer import ImportOptions, ImportReport, import_contacts
 
 app = typer.Typer(help="Contacts: import, export, show, consent history.", no_args_is_help=True)
 
@@ -125,15 +125,23 @@ def _summary(account: str, result: ImportReport) -> None:
         f"{result.path.name} -> {account}: {result.rows:,} rows in {result.seconds:.1f} s "
         f"({result.rows_per_second:,.0f} rows/s): {result.created:,} created, "
         f"{result.updated:,} updated, {result.unchanged:,} unchanged, "
-        f"{result.rejected:,} rejected, {result.consent_events:,} consent events"
+        f"{result.rejected:,} rejected, {result.flagged:,} flagged, "
+        f"{result.consent_events:,} consent events"
     )
+    if result.flagged:
+        flags = ", ".join(f"{code} {count:,}" for code, count in result.flags.most_common())
+        console.print(
+            f"flagged rows (stored as submitted; their messages will be held until the "
+            f"phone is fixed): {flags}; see {result.report_path}"
+        )
     if result.rejected:
         reasons = ", ".join(f"{code} {count:,}" for code, count in result.reasons.most_common())
         console.print(f"rejected rows: {reasons}; see {result.report_path}")
         for reject in result.sample[:5]:
             console.print(f"  line {reject.line}: {reject.reason}", markup=False)
-    elif result.report_path is not None and result.report_path.exists():
-        result.report_path.unlink()  # no rejects: no stale report from an earlier run
+    if not (result.rejected or result.flagged) and result.report_path is not None:
+        # nothing to report: no stale report from an earlier run
+        result.report_path.unlink(missing_ok=True)
 
 
 @app.command("export")

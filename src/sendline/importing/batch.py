@@ -15,13 +15,19 @@ from typing import Any, NamedTuple
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from sendline.importing.rows import Candidate, Reject
 from sendline.store.bulk import Bulk, Column
 from sendline.store.consent import _latest_first, refresh_statuses
 from sendline.store.contacts import Contacts
-from sendline.store.import_rows import Candidate, Reject
 from sendline.store.models import ConsentEvent
 
-HELD = frozenset({"invalid_phone", "landline"})
+# R6/R8: a phone no one can text is stored as submitted and flagged; the contact keeps
+# its email and consent, and the pipeline holds its messages with this status as reason.
+FLAGGED = frozenset({"invalid_phone", "landline"})
+_FLAG_REASONS = {
+    "invalid_phone": "stored; the phone is not a valid number, its messages will be held",
+    "landline": "stored; the phone is a landline, its messages will be held",
+}
 _STATUS = {True: "opted_in", False: "opted_out"}
 _PHONE = ("phone", "phone_e164", "phone_status", "phone_region", "time_zone")
 _EDITABLE = ("email", "first_name", "last_name", *_PHONE, "fields")
@@ -98,6 +104,7 @@ class BatchResult:
     unchanged: int = 0
     consent_events: int = 0
     rejects: list[Reject] = field(default_factory=list)
+    flagged: list[Reject] = field(default_factory=list)  # stored, with a phone held
 
 
 @dataclass
@@ -142,14 +149,8 @@ class BatchWriter:
 
     def write(self, candidates: list[Candidate]) -> BatchResult:
         result = BatchResult()
-        usable = []
-        for c in candidates:
-            if c.status in HELD:
-                result.rejects.append(_reject(c, "phone_held", f"phone held: {c.status}"))
-            else:
-                usable.append(c)
         now = datetime.now(UTC)
-        plan = self._plan(usable, result, now)
+        plan = self._plan(candidates, result, now)
         self._execute(plan, result, now)
         return result
 
@@ -157,13 +158,16 @@ class BatchWriter:
 
     def _plan(self, candidates: list[Candidate], result: BatchResult, now: datetime) -> _Plan:
         by_email, by_phone = self._existing(
-            [c.email for c in candidates if c.email], [c.e164 for c in candidates if c.e164]
+            [c.email for c in candidates if c.email],
+            [c.e164 for c in candidates if c.e164],
+            [c.phone for c in candidates if c.phone and _raw_key(c)],
         )
         extras = self._extras({**by_email, **by_phone}.values(), candidates)
         seen: dict[str, int] = {}
         plan = _Plan()
         for c in candidates:
-            earlier = (c.email and seen.get(c.email)) or (c.e164 and seen.get(c.e164))
+            keys = [k for k in (c.email, c.e164, _raw_key(c)) if k]
+            earlier = next((seen[k] for k in keys if k in seen), None)
             if earlier:
                 reason = f"same email or phone as line {earlier}"
                 result.rejects.append(_reject(c, "duplicate_in_file", reason))
@@ -171,10 +175,9 @@ class BatchWriter:
             usable, old = self._match(c, by_email, by_phone, result)
             if not usable:
                 continue
-            if c.email:
-                seen[c.email] = c.line
-            if c.e164:
-                seen[c.e164] = c.line
+            seen.update(dict.fromkeys(keys, c.line))
+            if c.status in FLAGGED:
+                result.flagged.append(_reject(c, c.status, _FLAG_REASONS[c.status]))
             if old is None:
                 plan.inserts.append(c)
                 result.created += 1
@@ -192,7 +195,8 @@ class BatchWriter:
     ) -> tuple[bool, _Old | None]:
         """(usable, the existing contact the row updates or None for a new one)."""
         old_email = by_email.get(c.email) if c.email else None
-        old_phone = by_phone.get(c.e164) if c.e164 else None
+        raw = _raw_key(c)
+        old_phone = by_phone.get(c.e164 or raw or "") if c.e164 or raw else None
         if old_email is not None and old_phone is not None and old_email.id != old_phone.id:
             reason = f"email is contact {old_email.id}'s, phone is contact {old_phone.id}'s"
             result.rejects.append(_reject(c, "conflict", reason))
@@ -252,9 +256,9 @@ class BatchWriter:
     # -- reading what exists -----------------------------------------------------
 
     def _existing(
-        self, emails: list[str], phones: list[str]
+        self, emails: list[str], phones: list[str], raws: list[str]
     ) -> tuple[dict[str, _Old], dict[str, _Old]]:
-        """Existing contacts (locked) by email and by E.164, in one round trip."""
+        """Existing contacts (locked) by email and by E.164 (or raw phone, `_raw_key`)."""
         by_email: dict[str, _Old] = {}
         by_phone: dict[str, _Old] = {}
         load = self._bulk.load_json
@@ -262,12 +266,20 @@ class BatchWriter:
         rows = self._bulk.select_keyed_many(
             _COLUMNS, "contacts", "account_id = %s", [self._account_id], keyed, lock=True
         )
+        if raws:  # rare (phone-only rows no one can text): a second, partial-index query
+            where = "account_id = %s AND phone_e164 IS NULL"
+            found = self._bulk.select_keyed_many(
+                _COLUMNS, "contacts", where, [self._account_id], [("phone", raws)], lock=True
+            )
+            rows += [(2, *row[1:]) for row in found]
         for row in rows:
             old = _Old._make([*row[1:-2], load(row[-2]), row[-1]])
             if row[0] == 0 and old.email is not None:
                 by_email[old.email] = old
             elif row[0] == 1 and old.phone_e164 is not None:
                 by_phone[old.phone_e164] = old
+            elif row[0] == 2 and old.phone is not None:
+                by_phone[_RAW + old.phone] = old
         return by_email, by_phone
 
     def _extras(self, rows: Any, candidates: list[Candidate]) -> dict[int, _Extras]:
@@ -381,6 +393,17 @@ def _merged(c: Candidate, old: _Old) -> tuple[Any, ...] | None:
     )
     current = (old.email, old.first_name, old.last_name, *old[4:9], old.fields)
     return None if values == current else values
+
+
+_RAW = "raw:"
+
+
+def _raw_key(c: Candidate) -> str | None:
+    """How a row with neither email nor a textable phone is recognised: its phone as
+    submitted, so re-importing the file updates that contact instead of adding another."""
+    if c.email or c.e164 or c.phone is None:
+        return None
+    return _RAW + c.phone
 
 
 def _reject(c: Candidate, code: str, reason: str) -> Reject:
