@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from sendline.engine import triggers
 from sendline.importing.rows import Candidate, Reject
 from sendline.store.bulk import Bulk, Column
 from sendline.store.consent import _latest_first, refresh_statuses
@@ -103,6 +104,7 @@ class BatchResult:
     updated: int = 0
     unchanged: int = 0
     consent_events: int = 0
+    runs_started: int = 0  # automations the batch's new tags and lists enrolled into
     rejects: list[Reject] = field(default_factory=list)
     flagged: list[Reject] = field(default_factory=list)  # stored, with a phone held
 
@@ -322,6 +324,7 @@ class BatchWriter:
     def _execute(self, plan: _Plan, result: BatchResult, now: datetime) -> None:
         bulk = self._bulk
         stamp = bulk.timestamp(now)
+        ids: list[int] = []
         if plan.inserts:
             ids = bulk.next_ids("contacts", len(plan.inserts))
             rows = [
@@ -346,6 +349,22 @@ class BatchWriter:
         if plan.members:
             members = [(lid, cid, stamp) for lid, cid in sorted(plan.members)]
             bulk.insert("list_members", _MEMBER, members)
+        if plan.tags or plan.members:
+            result.runs_started += self._fire_triggers(plan, set(ids), now)
+
+    def _fire_triggers(self, plan: _Plan, new_ids: set[int], now: datetime) -> int:
+        """What `Actions.add_tag` and `subscribe` do per contact, once for the batch: the
+        tag and list triggers enroll (one query, one insert each), and the updated
+        contacts' sleeping runs wake (their goals may now hold). Only what the batch
+        really added counts, so a re-run of the file starts nothing."""
+        names = {list_id: name for name, list_id in self._lists.items()}
+        members = sorted((cid, names[lid]) for lid, cid in plan.members)
+        session, account = self._session, self._account_id
+        runs = triggers.on_added_many(session, account, "tag_added", sorted(plan.tags), now=now)
+        runs += triggers.on_added_many(session, account, "list_subscribed", members, now=now)
+        woken = {cid for cid, _ in plan.tags} | {cid for _, cid in plan.members}
+        triggers.wake_many(session, sorted(woken - new_ids), now=now)
+        return runs
 
     def _new_row(self, c: Candidate, new_id: int, stamp: Any) -> tuple[Any, ...]:
         status = "none"

@@ -72,6 +72,7 @@ class ImportReport:
     rejected: int = 0
     flagged: int = 0  # stored with a phone no one can text (their messages are held)
     consent_events: int = 0
+    runs_started: int = 0  # automation runs its new tags and lists started
     reasons: Counter[str] = field(default_factory=Counter)
     flags: Counter[str] = field(default_factory=Counter)  # invalid_phone, landline
     sample: list[Reject] = field(default_factory=list)  # the first few rejects
@@ -256,6 +257,7 @@ def _write(
     report.updated += result.updated
     report.unchanged += result.unchanged
     report.consent_events += result.consent_events
+    report.runs_started += result.runs_started
     refused = [r for r in items if isinstance(r, Reject)] + result.rejects
     lines = [(r, True) for r in refused] + [(f, False) for f in result.flagged]
     lines.sort(key=lambda item: item[0].line)
