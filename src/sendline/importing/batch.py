@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sendline.engine import triggers
+from sendline.importing.existing import RAW, IdSet, Old, merged, phone_key_of
 from sendline.importing.rows import Candidate, Reject
 from sendline.store.bulk import Bulk, Column
 from sendline.store.consent import _latest_first, refresh_statuses
@@ -62,40 +63,7 @@ _MEMBER: tuple[Column, ...] = (
 )
 
 
-class _Old(NamedTuple):
-    """An existing contact, as the batch needs it."""
-
-    id: int
-    email: str | None
-    first_name: str | None
-    last_name: str | None
-    phone: str | None
-    phone_e164: str | None
-    phone_status: str
-    phone_region: str | None
-    time_zone: str | None
-    fields: dict[str, Any]
-    sms_consent: str
-
-
 _COLUMNS = f"id, {', '.join(_EDITABLE)}, sms_consent"
-
-
-class IdSet:
-    """A set of positive ints as a bitmap: 1 bit per id, so 1M ids take 125 kB."""
-
-    def __init__(self) -> None:
-        self._bits = bytearray()
-
-    def add(self, value: int) -> None:
-        index = value >> 3
-        if index >= len(self._bits):
-            self._bits.extend(bytes(index - len(self._bits) + 1 + len(self._bits) // 2))
-        self._bits[index] |= 1 << (value & 7)
-
-    def __contains__(self, value: int) -> bool:
-        index = value >> 3
-        return index < len(self._bits) and bool(self._bits[index] >> (value & 7) & 1)
 
 
 @dataclass
@@ -162,22 +130,25 @@ class BatchWriter:
         by_email, by_phone = self._existing(
             [c.email for c in candidates if c.email],
             [c.e164 for c in candidates if c.e164],
-            [c.phone for c in candidates if c.phone and _raw_key(c)],
+            [c.phone for c in candidates if c.phone and not (c.email or c.e164)],
         )
         extras = self._extras({**by_email, **by_phone}.values(), candidates)
         seen: dict[str, int] = {}
         plan = _Plan()
         for c in candidates:
-            keys = [k for k in (c.email, c.e164, _raw_key(c)) if k]
-            earlier = next((seen[k] for k in keys if k in seen), None)
+            phone_key = phone_key_of(c)
+            earlier = (c.email and seen.get(c.email)) or (phone_key and seen.get(phone_key))
             if earlier:
                 reason = f"same email or phone as line {earlier}"
                 result.rejects.append(_reject(c, "duplicate_in_file", reason))
                 continue
-            usable, old = self._match(c, by_email, by_phone, result)
+            usable, old = self._match(c, phone_key, by_email, by_phone, result)
             if not usable:
                 continue
-            seen.update(dict.fromkeys(keys, c.line))
+            if c.email:
+                seen[c.email] = c.line
+            if phone_key:
+                seen[phone_key] = c.line
             if c.status in FLAGGED:
                 result.flagged.append(_reject(c, c.status, _FLAG_REASONS[c.status]))
             if old is None:
@@ -191,14 +162,14 @@ class BatchWriter:
     def _match(
         self,
         c: Candidate,
-        by_email: dict[str, _Old],
-        by_phone: dict[str, _Old],
+        phone_key: str | None,
+        by_email: dict[str, Old],
+        by_phone: dict[str, Old],
         result: BatchResult,
-    ) -> tuple[bool, _Old | None]:
+    ) -> tuple[bool, Old | None]:
         """(usable, the existing contact the row updates or None for a new one)."""
         old_email = by_email.get(c.email) if c.email else None
-        raw = _raw_key(c)
-        old_phone = by_phone.get(c.e164 or raw or "") if c.e164 or raw else None
+        old_phone = by_phone.get(phone_key) if phone_key else None
         if old_email is not None and old_phone is not None and old_email.id != old_phone.id:
             reason = f"email is contact {old_email.id}'s, phone is contact {old_phone.id}'s"
             result.rejects.append(_reject(c, "conflict", reason))
@@ -213,13 +184,13 @@ class BatchWriter:
     def _plan_update(
         self,
         c: Candidate,
-        old: _Old,
+        old: Old,
         extras: _Extras | None,
         plan: _Plan,
         result: BatchResult,
         now: datetime,
     ) -> None:
-        values = _merged(c, old)
+        values = merged(c, old)
         consent = self._consent_change(c, old.sms_consent, extras)
         if consent is None:
             reason = "the contact opted out by text message; an import cannot opt them back in"
@@ -259,10 +230,10 @@ class BatchWriter:
 
     def _existing(
         self, emails: list[str], phones: list[str], raws: list[str]
-    ) -> tuple[dict[str, _Old], dict[str, _Old]]:
-        """Existing contacts (locked) by email and by E.164 (or raw phone, `_raw_key`)."""
-        by_email: dict[str, _Old] = {}
-        by_phone: dict[str, _Old] = {}
+    ) -> tuple[dict[str, Old], dict[str, Old]]:
+        """Existing contacts (locked) by email and by phone key (`phone_key_of`)."""
+        by_email: dict[str, Old] = {}
+        by_phone: dict[str, Old] = {}
         load = self._bulk.load_json
         keyed = [("email", emails), ("phone_e164", phones)]
         rows = self._bulk.select_keyed_many(
@@ -275,18 +246,18 @@ class BatchWriter:
             )
             rows += [(2, *row[1:]) for row in found]
         for row in rows:
-            old = _Old._make([*row[1:-2], load(row[-2]), row[-1]])
+            old = Old._make([*row[1:-2], load(row[-2]), row[-1]])
             if row[0] == 0 and old.email is not None:
                 by_email[old.email] = old
             elif row[0] == 1 and old.phone_e164 is not None:
                 by_phone[old.phone_e164] = old
             elif row[0] == 2 and old.phone is not None:
-                by_phone[_RAW + old.phone] = old
+                by_phone[RAW + old.phone] = old
         return by_email, by_phone
 
     def _extras(self, rows: Any, candidates: list[Candidate]) -> dict[int, _Extras]:
         """Tags, lists and keyword opt-outs of existing contacts, when the file needs them."""
-        olds: list[_Old] = list(rows)
+        olds: list[Old] = list(rows)
         wants_tags = any(c.tags or c.lists for c in candidates)
         if not olds or not (wants_tags or self._disclosure is not None):
             return {}
@@ -395,34 +366,6 @@ class BatchWriter:
             + (stamp, stamp)
             for c, cid in events
         ]
-
-
-def _merged(c: Candidate, old: _Old) -> tuple[Any, ...] | None:
-    """The new values of the editable columns, or None when the row changes nothing."""
-    if c.phone is not None and c.phone != old.phone:
-        phone: tuple[Any, ...] = (c.phone, c.e164, c.status, c.region, c.time_zone)
-    else:
-        phone = (old.phone, old.phone_e164, old.phone_status, old.phone_region, old.time_zone)
-    values = (
-        c.email or old.email,
-        c.first_name or old.first_name,
-        c.last_name or old.last_name,
-        *phone,
-        {**old.fields, **c.fields} if c.fields else old.fields,
-    )
-    current = (old.email, old.first_name, old.last_name, *old[4:9], old.fields)
-    return None if values == current else values
-
-
-_RAW = "raw:"
-
-
-def _raw_key(c: Candidate) -> str | None:
-    """How a row with neither email nor a textable phone is recognised: its phone as
-    submitted, so re-importing the file updates that contact instead of adding another."""
-    if c.email or c.e164 or c.phone is None:
-        return None
-    return _RAW + c.phone
 
 
 def _reject(c: Candidate, code: str, reason: str) -> Reject:
