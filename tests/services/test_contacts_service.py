@@ -184,3 +184,9 @@ def test_it_refuses_a_contact_without_email_or_phone_and_bad_fields(
     with pytest.raises(InvalidInput):
         service.create(session_factory, None, email="ann@example.com", fields={"NOPE": "x"})
     assert session.scalar(select(func.count()).select_from(Contact)) == 0  # all or nothing
+    session.commit()
+    service.create(session_factory, None, email="ann@example.com")
+    with pytest.raises(InvalidInput) as raised:
+        service.update(session_factory, None, "ann@example.com", email="")
+    assert raised.value.code == "no_identity"
+    assert service.show(session_factory, None, "ann@example.com").email == "ann@example.com"

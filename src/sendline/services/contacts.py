@@ -223,6 +223,8 @@ def update(
         runs = Actions(session, contacts.account_id).update_fields(person.id, values)
         if phone is not UNSET:
             contacts.update(person.id, phone=phone)
+        if person.email is None and person.phone is None:
+            raise InvalidInput("a contact needs an email or a phone number", code="no_identity")
         changed = person.updated_at != before or runs > 0
         return ContactChange(_view(session, contacts, person), runs, changed)
 
