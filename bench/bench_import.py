@@ -130,9 +130,9 @@ def _import_child(url: str, path: str, results: Any) -> None:
 
     from sqlalchemy import text
 
+    from sendline.importing.importer import ImportOptions, import_contacts
     from sendline.store.accounts import Accounts
     from sendline.store.db import create_engine_for, session_factory, upgrade
-    from sendline.store.importer import ImportOptions, import_contacts
 
     engine = create_engine_for(url)
     upgrade(engine)

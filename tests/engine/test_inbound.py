@@ -238,7 +238,7 @@ def test_it_handles_a_reviewed_revocation_as_an_agent_opt_out(
         "agent",
         "please stop texting me",
     )
-    assert "by alice" in latest.source and f"reply {inbound.id}" in latest.source
+    assert latest.recorded_by == "alice" and f"reply {inbound.id}" in latest.source
     assert (inbound.review_decision, inbound.reviewed_by, inbound.reviewed_at) == (
         "opt_out",
         "alice",

@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from sendline.errors import InvalidInput
+from sendline.importing.importer import ImportOptions, ImportReport, import_contacts
 from sendline.store.consent import Consent
 from sendline.store.contacts import Contacts
-from sendline.store.importer import ImportOptions, ImportReport, import_contacts
 from sendline.store.models import ConsentEvent, Contact, ContactTag, CustomField, ListMember
 from tests.store.conftest import MakeAccount
 
@@ -33,10 +33,11 @@ def run(session: Session, account_id: int, path: Path, **options: Any) -> Import
     return report
 
 
-def rejects(report: ImportReport) -> list[tuple[int, str]]:
+def rejects(report: ImportReport, outcome: str = "rejected") -> list[tuple[int, str]]:
     assert report.report_path is not None
     with report.report_path.open(newline="", encoding="utf-8") as handle:
-        return [(int(row["line"]), row["code"]) for row in csv.DictReader(handle)]
+        rows = csv.DictReader(handle)
+        return [(int(row["line"]), row["code"]) for row in rows if row["outcome"] == outcome]
 
 
 def snapshot(session: Session) -> dict[str, Any]:
@@ -81,11 +82,9 @@ def test_it_handles_a_messy_file_with_a_report(
 ) -> None:
     account = make_account()
     report = run(session, account.id, messy, mapping=MAP, disclosure=DISCLOSURE)
-    assert (report.rows, report.created, report.rejected) == (11, 3, 8)
+    assert (report.rows, report.created, report.rejected, report.flagged) == (11, 5, 6, 2)
     assert rejects(report) == [
         (4, "bad_email"),
-        (5, "phone_held"),
-        (6, "phone_held"),
         (7, "duplicate_in_file"),
         (8, "bad_consent"),
         (9, "bad_field"),
@@ -110,6 +109,46 @@ def test_it_handles_a_messy_file_with_a_report(
     assert (event.kind, event.method, event.source) == ("opt_in", "import", "import:messy.csv")
     assert event.disclosure == DISCLOSURE
     assert contacts.custom_fields()["AGE"].type == "number"
+    assert rejects(report, "flagged") == [(5, "invalid_phone"), (6, "landline")]
+    assert report.flags == {"invalid_phone": 1, "landline": 1}
+
+
+def test_it_stores_contacts_whose_phone_cannot_be_texted_with_email_and_consent(
+    session: Session, make_account: MakeAccount, messy: Path
+) -> None:
+    account = make_account()
+    run(session, account.id, messy, mapping=MAP, disclosure=DISCLOSURE)
+    contacts = Contacts(session, account.id)
+    dan, eve = contacts.resolve("dan@example.com"), contacts.resolve("eve@example.com")
+    assert (dan.phone, dan.phone_e164, dan.phone_status) == (
+        "06 12 34 56 78",
+        None,
+        "invalid_phone",
+    )
+    assert (eve.phone, eve.phone_status, eve.sms_consent) == (
+        "+44 20 7946 0958",
+        "landline",
+        "opted_in",
+    )
+    [event] = Consent(session, account.id).history(dan.id)
+    assert (event.kind, event.disclosure) == ("opt_in", DISCLOSURE)
+
+
+def test_it_recognises_a_phone_only_row_with_an_untextable_phone_on_a_rerun(
+    session: Session, make_account: MakeAccount, tmp_path: Path
+) -> None:
+    account = make_account()
+    path = write_csv(
+        tmp_path / "phones.csv",
+        [["phone", "first_name"], ["06 12 34 56 78", "Dan"], ["06 12 34 56 78", "Dan again"]],
+    )
+    first = run(session, account.id, path)
+    assert (first.created, first.flagged, rejects(first)) == (1, 1, [(3, "duplicate_in_file")])
+    path.write_text("phone,first_name\n06 12 34 56 78,Daniel\n", encoding="utf-8")
+    second = run(session, account.id, path)
+    assert (second.created, second.updated) == (0, 1)
+    assert Contacts(session, account.id).count() == 1
+    assert session.scalar(select(Contact.first_name)) == "Daniel"
 
 
 def test_it_handles_a_rerun_that_changes_nothing(
@@ -311,7 +350,7 @@ def test_it_handles_phone_checks_in_a_worker_process(
     path = write_csv(tmp_path / "phones.csv", rows)
     inline = run(session, a.id, path, workers=0, batch_size=25)
     parallel = run(session, b.id, path, workers=2, batch_size=25)
-    assert (inline.created, inline.rejected) == (parallel.created, parallel.rejected) == (90, 30)
+    assert (inline.created, inline.flagged) == (parallel.created, parallel.flagged) == (120, 30)
     columns = (
         Contact.email,
         Contact.phone,

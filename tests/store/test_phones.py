@@ -12,8 +12,8 @@ from phonenumbers import PhoneNumberFormat, PhoneNumberType
 from phonenumbers.timezone import UNKNOWN_TIMEZONE
 from phonenumbers.tzdata import TIMEZONE_DATA, TIMEZONE_LONGEST_PREFIX
 
+from sendline.importing.phones import NO_PHONE, PhoneChecker, classify, zone_for
 from sendline.sms.phone import check_phone, time_zone_for
-from sendline.store.phones import NO_PHONE, PhoneChecker, classify, zone_for
 
 TYPES = (
     PhoneNumberType.MOBILE,

@@ -1,4 +1,5 @@
-"""`sendline contacts import|export|show|consent-history`."""
+"""`sendline contacts import|export|show|list|consent-history`; the commands that change
+contacts are in `contact_changes`. Each parses, calls `services.contacts`, prints."""
 
 from __future__ import annotations
 
@@ -20,14 +21,17 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from sendline.cli import contact_changes
 from sendline.cli.common import console, err_console
-from sendline.cli.db import AccountOption, guarded, open_store, resolve_account
-from sendline.store.consent import Consent
-from sendline.store.contacts import Contacts
-from sendline.store.exporter import export_contacts
-from sendline.store.importer import ImportOptions, ImportReport, import_contacts
+from sendline.cli.db import AccountOption, guarded, open_store
+from sendline.importing.importer import ImportOptions, ImportReport
+from sendline.services import contacts as service
+from sendline.services.contacts import Sessions
 
-app = typer.Typer(help="Contacts: import, export, show, consent history.", no_args_is_help=True)
+app = typer.Typer(
+    help="Contacts: import, export, create, change, tags, lists, consent.", no_args_is_help=True
+)
+contact_changes.register(app)
 
 
 class RateColumn(ProgressColumn):
@@ -113,11 +117,9 @@ def import_command(
         report_path=report_path,
         workers=workers,
     )
-    with open_store() as sessions, sessions.begin() as session:
-        found = resolve_account(session, account)
-        with _ProgressBar() as bar:
-            result = import_contacts(session, found.id, file, options, bar.update)
-    _summary(found.name, result)
+    with open_store() as sessions, _ProgressBar() as bar:
+        result = service.import_contacts(sessions, account, file, options, bar.update)
+    _summary(result.account, result.report)
 
 
 def _summary(account: str, result: ImportReport) -> None:
@@ -125,15 +127,24 @@ def _summary(account: str, result: ImportReport) -> None:
         f"{result.path.name} -> {account}: {result.rows:,} rows in {result.seconds:.1f} s "
         f"({result.rows_per_second:,.0f} rows/s): {result.created:,} created, "
         f"{result.updated:,} updated, {result.unchanged:,} unchanged, "
-        f"{result.rejected:,} rejected, {result.consent_events:,} consent events"
+        f"{result.rejected:,} rejected, {result.flagged:,} flagged, "
+        f"{result.consent_events:,} consent events, "
+        f"{result.runs_started:,} automation runs started"
     )
+    if result.flagged:
+        flags = ", ".join(f"{code} {count:,}" for code, count in result.flags.most_common())
+        console.print(
+            f"flagged rows (stored as submitted; their messages will be held until the "
+            f"phone is fixed): {flags}; see {result.report_path}"
+        )
     if result.rejected:
         reasons = ", ".join(f"{code} {count:,}" for code, count in result.reasons.most_common())
         console.print(f"rejected rows: {reasons}; see {result.report_path}")
         for reject in result.sample[:5]:
             console.print(f"  line {reject.line}: {reject.reason}", markup=False)
-    elif result.report_path is not None and result.report_path.exists():
-        result.report_path.unlink()  # no rejects: no stale report from an earlier run
+    if not (result.rejected or result.flagged) and result.report_path is not None:
+        # nothing to report: no stale report from an earlier run
+        result.report_path.unlink(missing_ok=True)
 
 
 @app.command("export")
@@ -145,14 +156,13 @@ def export_command(
     ] = None,
 ) -> None:
     """Export contacts as CSV, in the columns `contacts import` reads."""
-    with open_store() as sessions, sessions.begin() as session:
-        found = resolve_account(session, account)
+    with open_store() as sessions:
         if output is None:
-            count = export_contacts(session, found.id, sys.stdout)
-        else:
-            with output.open("w", encoding="utf-8", newline="") as handle:
-                count = export_contacts(session, found.id, handle)
-            console.print(f"exported {count:,} contacts of {found.name} to {output}")
+            service.export_contacts(sessions, account, sys.stdout)
+            return
+        with output.open("w", encoding="utf-8", newline="") as handle:
+            name, count = service.export_contacts(sessions, account, handle)
+        console.print(f"exported {count:,} contacts of {name} to {output}")
 
 
 @app.command("show")
@@ -162,34 +172,63 @@ def show(
     account: AccountOption = None,
 ) -> None:
     """Show a contact: phone as submitted and what it means, consent, tags, lists, fields."""
-    with open_store() as sessions, sessions.begin() as session:
-        found = resolve_account(session, account)
-        contacts = Contacts(session, found.id)
-        person = contacts.resolve(contact)
-        latest = Consent(session, found.id).latest(person.id)
-        rows = [
-            ("id", str(person.id)),
-            ("email", person.email or "-"),
-            ("name", " ".join(p for p in (person.first_name, person.last_name) if p) or "-"),
-            ("phone (as submitted)", person.phone or "-"),
-            ("phone E.164", person.phone_e164 or "-"),
-            ("phone status", person.phone_status),
-            ("region / time zone", f"{person.phone_region or '-'} / {person.time_zone or '-'}"),
-            ("SMS consent", person.sms_consent),
-            (
-                "latest consent event",
-                f"{latest.kind} via {latest.method} at {latest.occurred_at:%Y-%m-%d %H:%M} UTC"
-                if latest
-                else "-",
-            ),
-            ("tags", ", ".join(contacts.tags(person.id)) or "-"),
-            ("lists", ", ".join(contacts.lists(person.id)) or "-"),
-        ]
-        rows += [(f"field {key}", str(value)) for key, value in sorted(person.fields.items())]
-        table = Table(show_header=False, box=None)
-        for label, value in rows:
-            table.add_row(label, Text(value))
-        console.print(table)
+    with open_store() as sessions:
+        person = service.show(sessions, account, contact)
+    latest = person.latest_consent
+    rows = [
+        ("id", str(person.id)),
+        ("email", person.email or "-"),
+        ("name", person.name or "-"),
+        ("phone (as submitted)", person.phone or "-"),
+        ("phone E.164", person.phone_e164 or "-"),
+        ("phone status", person.phone_status),
+        ("region / time zone", f"{person.phone_region or '-'} / {person.time_zone or '-'}"),
+        ("SMS consent", person.sms_consent),
+        (
+            "latest consent event",
+            f"{latest.kind} via {latest.method} at {latest.occurred_at:%Y-%m-%d %H:%M} UTC"
+            if latest
+            else "-",
+        ),
+        ("tags", ", ".join(person.tags) or "-"),
+        ("lists", ", ".join(person.lists) or "-"),
+    ]
+    rows += [(f"field {key}", str(value)) for key, value in sorted(person.fields.items())]
+    table = Table(show_header=False, box=None)
+    for label, value in rows:
+        table.add_row(label, Text(value))
+    console.print(table)
+
+
+@app.command("list")
+@guarded
+def list_command(
+    account: AccountOption = None,
+    tag: Annotated[str | None, typer.Option(help="Only contacts with this tag.")] = None,
+    list_name: Annotated[
+        str | None, typer.Option("--list", help="Only contacts on this list.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many (1-10000).")] = 50,
+    after: Annotated[int, typer.Option(min=0, help="Start after this contact id.")] = 0,
+) -> None:
+    """List contacts in id order: id, email, name, phone as submitted, its status, consent."""
+    with open_store() as sessions:
+        found = service.list_contacts(
+            sessions, account, tag=tag, list_name=list_name, limit=limit, after=after
+        )
+    table = Table("id", "email", "name", "phone", "phone status", "consent")
+    for person in found:
+        table.add_row(
+            str(person.id),
+            Text(person.email or "-"),
+            Text(person.name or "-"),
+            Text(person.phone or "-"),
+            person.phone_status,
+            person.sms_consent,
+        )
+    console.print(table)
+    if len(found) == limit:
+        console.print(f"more after id {found[-1].id}: --after {found[-1].id}")
 
 
 @app.command("consent-history")
@@ -203,39 +242,38 @@ def consent_history(
     ] = None,
 ) -> None:
     """Print a contact's consent audit trail (every opt-in and opt-out, oldest first)."""
-    with open_store() as sessions, sessions.begin() as session:
-        found = resolve_account(session, account)
-        person = Contacts(session, found.id).resolve(contact)
-        consent = Consent(session, found.id)
+    with open_store() as sessions:
         if csv_file is not None:
-            _write_csv(consent, person.id, csv_file)
+            _write_csv(sessions, account, contact, csv_file)
             return
-        events = consent.history(person.id)
-        console.print(f"contact {person.id} ({person.email or person.phone}): {person.sms_consent}")
-        if not events:
-            console.print("no consent events")
-            return
-        table = Table(
-            "occurred (UTC)", "kind", "method", "source", "disclosure", "ip", "user agent"
+        history = service.consent_history(sessions, account, contact)
+    person = history.contact
+    console.print(f"contact {person.id} ({person.email or person.phone}): {person.sms_consent}")
+    if not history.events:
+        console.print("no consent events")
+        return
+    table = Table(
+        "occurred (UTC)", "kind", "method", "source", "disclosure", "ip", "user agent", "by"
+    )
+    for event in history.events:
+        table.add_row(
+            event.occurred_at.strftime("%Y-%m-%d %H:%M:%S"),
+            event.kind,
+            event.method,
+            Text(event.source),
+            Text(event.disclosure or "-"),
+            event.ip or "-",
+            Text(event.user_agent or "-"),
+            Text(event.recorded_by or "-"),
         )
-        for event in events:
-            table.add_row(
-                event.occurred_at.strftime("%Y-%m-%d %H:%M:%S"),
-                event.kind,
-                event.method,
-                Text(event.source),
-                Text(event.disclosure or "-"),
-                event.ip or "-",
-                Text(event.user_agent or "-"),
-            )
-        console.print(table)
+    console.print(table)
 
 
-def _write_csv(consent: Consent, contact_id: int, target: Path) -> None:
+def _write_csv(sessions: Sessions, account: str | None, contact: str, target: Path) -> None:
     if str(target) == "-":
-        consent.write_csv(contact_id, sys.stdout)
+        service.write_consent_csv(sessions, account, contact, sys.stdout)
         return
     handle: TextIO
     with target.open("w", encoding="utf-8", newline="") as handle:
-        count = consent.write_csv(contact_id, handle)
+        count = service.write_consent_csv(sessions, account, contact, handle)
     console.print(f"wrote {count} consent events to {target}")

@@ -33,7 +33,7 @@ from sendline.engine.triggers import on_reply
 from sendline.errors import Conflict, InvalidInput, NotFound
 from sendline.sms.optout import ReplyAction, classify_reply
 from sendline.sms.phone import check_phone
-from sendline.store.consent import Consent
+from sendline.store.consent import MAX_RECORDER, MAX_SOURCE, Consent
 from sendline.store.engine_models import InboundMessage, Message
 from sendline.store.ids import is_id
 from sendline.store.models import Account, Contact
@@ -47,8 +47,7 @@ OPT_IN_CONFIRMATION = (
     "You are resubscribed to messages from {name}. Reply HELP for help, STOP to opt out."
 )
 SOURCE = "sms reply"
-MAX_SOURCE = 200
-MAX_REVIEWER = 100  # inbound_messages.reviewed_by
+MAX_REVIEWER = MAX_RECORDER  # inbound_messages.reviewed_by, consent_events.recorded_by
 
 
 @dataclass(frozen=True)
@@ -282,9 +281,10 @@ def review(
             inbound.contact_id,
             "opt_out",
             "agent",
-            source=f"inbox review of reply {inbound_id} by {reviewer}"[:MAX_SOURCE],
+            source=f"inbox review of reply {inbound_id}",
             disclosure=inbound.body,
             occurred_at=now,
+            recorded_by=reviewer,  # who decided: the proof names a person
         )
         event_id = event.id
         canceled = cancel_pending(session, account_id, inbound.contact_id, now)

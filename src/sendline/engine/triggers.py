@@ -45,6 +45,7 @@ from sendline.errors import Conflict, InvalidInput
 from sendline.sms.optout import ReplyAction, classify_reply
 from sendline.store.engine_models import Automation, AutomationRun, AutomationVersion
 from sendline.store.models import Contact
+from sendline.store.sets import among
 from sendline.store.types import UTCDateTime
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,43 @@ def on_reply(
         or folded.startswith(automation.trigger_key + " ")
     ]
     return _enroll_each(session, found, contact_id, now=now, depth=0, event={"body": body})
+
+
+def on_added_many(
+    session: Session,
+    account_id: int,
+    trigger_type: str,
+    added: Sequence[tuple[int, str]],
+    *,
+    now: datetime,
+) -> int:
+    """`on_tag_added` / `on_list_subscribed` for many (contact id, tag or list name) pairs
+    at once (a CSV import's batch): one query finds the listening automations, one batched
+    insert enrolls."""
+    found: dict[str | None, list[tuple[Automation, AutomationDefinition]]] = {}
+    for pair in _listening(session, account_id, trigger_type, None, any_key=True) if added else []:
+        found.setdefault(pair[0].trigger_key, []).append(pair)
+    rows = [
+        _run_row(automation, definition, contact_id, now=now, depth=0)
+        for contact_id, key in added
+        for automation, definition in found.get(key.strip(), ())
+    ]
+    return _insert_runs(session, rows)
+
+
+def wake_many(session: Session, contact_ids: Sequence[int], *, now: datetime) -> None:
+    """`wake_runs` for many contacts, in one statement."""
+    if contact_ids:
+        session.execute(
+            update(AutomationRun)
+            .where(
+                among(session, AutomationRun.contact_id, contact_ids),
+                AutomationRun.status == "active",
+                AutomationRun.due_at > now,
+            )
+            .values(due_at=now)
+            .execution_options(synchronize_session=False)
+        )
 
 
 # The statements on the path of every single event (an API call each), built once with

@@ -8,7 +8,6 @@ from the events in the same transaction as every new event, so it cannot drift.
 
 from __future__ import annotations
 
-import csv
 import ipaddress
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -18,11 +17,13 @@ from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from sendline.csv_safety import csv_writer
 from sendline.errors import InvalidInput, NotFound
 from sendline.store.models import CONSENT_KINDS, CONSENT_METHODS, ConsentEvent, Contact
 
 MAX_SOURCE = 200
 MAX_USER_AGENT = 400
+MAX_RECORDER = 100
 CSV_COLUMNS = (
     "occurred_at",
     "recorded_at",
@@ -34,6 +35,7 @@ CSV_COLUMNS = (
     "user_agent",
     "contact_id",
     "event_id",
+    "recorded_by",
 )
 
 
@@ -87,6 +89,7 @@ class Consent:
         ip: str | None = None,
         user_agent: str | None = None,
         occurred_at: datetime | None = None,
+        recorded_by: str | None = None,
     ) -> ConsentEvent:
         """Append one opt-in or opt-out and update the contact's derived status."""
         _check_event(kind, method, source, disclosure, occurred_at)
@@ -103,6 +106,7 @@ class Consent:
             user_agent=user_agent[:MAX_USER_AGENT] if user_agent else None,
             occurred_at=occurred_at or now,
             recorded_at=now,
+            recorded_by=_recorder(recorded_by),
         )
         self._session.add(event)
         self._session.flush()
@@ -145,7 +149,7 @@ class Consent:
     def write_csv(self, contact_id: int, out: TextIO) -> int:
         """The audit trail as CSV (one row per event); returns the number of events."""
         events = self.history(contact_id)
-        writer = csv.writer(out)
+        writer = csv_writer(out)
         writer.writerow(CSV_COLUMNS)
         for event in events:
             writer.writerow(
@@ -160,6 +164,7 @@ class Consent:
                     event.user_agent or "",
                     event.contact_id,
                     event.id,
+                    event.recorded_by or "",
                 ]
             )
         return len(events)
@@ -201,7 +206,10 @@ def _check_event(
     if kind not in CONSENT_KINDS:
         raise InvalidInput(f"consent kind {kind!r} is not one of {', '.join(CONSENT_KINDS)}")
     if method not in CONSENT_METHODS:
-        raise InvalidInput(f"consent method {method!r} is not one of {', '.join(CONSENT_METHODS)}")
+        raise InvalidInput(
+            f"consent method {method!r} is not one of {', '.join(CONSENT_METHODS)}",
+            code="bad_consent_method",
+        )
     if not source or not source.strip() or len(source.strip()) > MAX_SOURCE:
         raise InvalidInput(f"a consent event needs its source (1-{MAX_SOURCE} characters)")
     if kind == "opt_in" and (disclosure is None or not disclosure.strip()):
@@ -212,10 +220,18 @@ def _check_event(
         raise InvalidInput("occurred_at must carry a time zone")
 
 
+def _recorder(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    if not raw.strip() or len(raw.strip()) > MAX_RECORDER:
+        raise InvalidInput(f"who recorded the event must be 1-{MAX_RECORDER} characters")
+    return raw.strip()
+
+
 def _ip(raw: str | None) -> str | None:
     if raw is None or not raw.strip():
         return None
     try:
         return str(ipaddress.ip_address(raw.strip()))
     except ValueError:
-        raise InvalidInput(f"{raw!r} is not an IP address") from None
+        raise InvalidInput(f"{raw!r} is not an IP address", code="bad_ip") from None

@@ -2,12 +2,12 @@
 
 Streams in id order, a page at a time, so memory stays flat. Consent is written as
 yes / no / empty (the import's words), tags and lists joined with ';', then one column
-per custom field (its key). Phones are written exactly as stored (as submitted, R6).
+per custom field (its key). Phones are written as stored (as submitted, R6), and
+every text cell through `csv_safety` (a formula-like cell gets a leading quote).
 """
 
 from __future__ import annotations
 
-import csv
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any, TextIO
@@ -15,6 +15,7 @@ from typing import Any, TextIO
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from sendline.csv_safety import csv_writer
 from sendline.store.accounts import Accounts
 from sendline.store.contacts import Contacts
 from sendline.store.models import Contact, ContactList, ContactTag, ListMember
@@ -28,7 +29,7 @@ def export_contacts(session: Session, account_id: int, out: TextIO) -> int:
     """Write every contact of the account as CSV; return how many were written."""
     Accounts(session).get(account_id)
     keys = sorted(Contacts(session, account_id).custom_fields())
-    writer = csv.writer(out)
+    writer = csv_writer(out)
     writer.writerow([*STANDARD_COLUMNS, *keys])
     count = 0
     for page in _pages(session, account_id):
@@ -93,9 +94,12 @@ def _grouped(session: Session, query: Any, ids: list[int]) -> dict[int, list[str
     return grouped
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any) -> Any:
+    # Numbers stay numbers (a negative one is not a formula), text is defused by the writer.
     if value is None:
         return ""
     if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+        return int(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
     return str(value)

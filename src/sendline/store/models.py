@@ -245,6 +245,14 @@ class Contact(Base):
             sqlite_where=text("phone_e164 IS NOT NULL"),
             postgresql_where=text("phone_e164 IS NOT NULL"),
         ),
+        # A phone no one can text is matched as submitted (an import's re-run; 0009).
+        Index(
+            "ix_contacts_account_id_unchecked_phone",
+            "account_id",
+            "phone",
+            sqlite_where=text("phone_e164 IS NULL AND phone IS NOT NULL"),
+            postgresql_where=text("phone_e164 IS NULL AND phone IS NOT NULL"),
+        ),
         {"sqlite_autoincrement": True},
     )
 
@@ -331,6 +339,8 @@ class ConsentEvent(Base):
     user_agent: Mapped[str | None] = mapped_column(String(400))
     occurred_at: Mapped[datetime] = mapped_column()
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Who entered an event captured elsewhere (`contacts opt-in|opt-out`); 0009.
+    recorded_by: Mapped[str | None] = mapped_column(String(100))
 
     @property
     def status(self) -> str:

@@ -1,7 +1,7 @@
 """Record who reviewed a free-text revocation, and what they decided (R12).
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0009
 Create Date: 2026-12-06
 
 Forward-only. `sendline inbox review` closes a reply flagged for review: an opt-out
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0006"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from sendline.csv_safety import unquote_cell
 from sendline.errors import InvalidInput, SendlineError
 from sendline.store.contact_values import (
     MAX_NAME,
@@ -280,8 +281,8 @@ class RowParser:
     def _fields(self, cells: list[str]) -> dict[str, Any] | None:
         values: dict[str, Any] = {}
         for index, key, type_ in self.columns.custom:
-            raw = cells[index]
-            if raw.strip():
+            raw = _cell(cells, index)
+            if raw is not None:
                 values[key] = coerce_field(key, type_, raw.strip() if type_ != "phone" else raw)
         return values or None
 
@@ -290,6 +291,8 @@ def _cell(cells: list[str], index: int | None) -> str | None:
     if index is None:
         return None
     value = cells[index]
+    if value[:1] == "'":  # a cell our own export defused (csv_safety): read it as it was
+        value = unquote_cell(value)
     return value if value.strip() else None
 
 

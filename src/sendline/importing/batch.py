@@ -10,18 +10,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from sendline.engine import triggers
+from sendline.importing.existing import RAW, IdSet, Old, merged, phone_key_of
+from sendline.importing.rows import Candidate, Reject
 from sendline.store.bulk import Bulk, Column
 from sendline.store.consent import _latest_first, refresh_statuses
 from sendline.store.contacts import Contacts
-from sendline.store.import_rows import Candidate, Reject
 from sendline.store.models import ConsentEvent
 
-HELD = frozenset({"invalid_phone", "landline"})
+# R6/R8: a phone no one can text is stored as submitted and flagged; the contact keeps
+# its email and consent, and the pipeline holds its messages with this status as reason.
+FLAGGED = frozenset({"invalid_phone", "landline"})
+_FLAG_REASONS = {
+    "invalid_phone": "stored; the phone is not a valid number, its messages will be held",
+    "landline": "stored; the phone is a landline, its messages will be held",
+}
 _STATUS = {True: "opted_in", False: "opted_out"}
 _PHONE = ("phone", "phone_e164", "phone_status", "phone_region", "time_zone")
 _EDITABLE = ("email", "first_name", "last_name", *_PHONE, "fields")
@@ -55,40 +63,7 @@ _MEMBER: tuple[Column, ...] = (
 )
 
 
-class _Old(NamedTuple):
-    """An existing contact, as the batch needs it."""
-
-    id: int
-    email: str | None
-    first_name: str | None
-    last_name: str | None
-    phone: str | None
-    phone_e164: str | None
-    phone_status: str
-    phone_region: str | None
-    time_zone: str | None
-    fields: dict[str, Any]
-    sms_consent: str
-
-
 _COLUMNS = f"id, {', '.join(_EDITABLE)}, sms_consent"
-
-
-class IdSet:
-    """A set of positive ints as a bitmap: 1 bit per id, so 1M ids take 125 kB."""
-
-    def __init__(self) -> None:
-        self._bits = bytearray()
-
-    def add(self, value: int) -> None:
-        index = value >> 3
-        if index >= len(self._bits):
-            self._bits.extend(bytes(index - len(self._bits) + 1 + len(self._bits) // 2))
-        self._bits[index] |= 1 << (value & 7)
-
-    def __contains__(self, value: int) -> bool:
-        index = value >> 3
-        return index < len(self._bits) and bool(self._bits[index] >> (value & 7) & 1)
 
 
 @dataclass
@@ -97,7 +72,9 @@ class BatchResult:
     updated: int = 0
     unchanged: int = 0
     consent_events: int = 0
+    runs_started: int = 0  # automations the batch's new tags and lists enrolled into
     rejects: list[Reject] = field(default_factory=list)
+    flagged: list[Reject] = field(default_factory=list)  # stored, with a phone held
 
 
 @dataclass
@@ -142,14 +119,8 @@ class BatchWriter:
 
     def write(self, candidates: list[Candidate]) -> BatchResult:
         result = BatchResult()
-        usable = []
-        for c in candidates:
-            if c.status in HELD:
-                result.rejects.append(_reject(c, "phone_held", f"phone held: {c.status}"))
-            else:
-                usable.append(c)
         now = datetime.now(UTC)
-        plan = self._plan(usable, result, now)
+        plan = self._plan(candidates, result, now)
         self._execute(plan, result, now)
         return result
 
@@ -157,24 +128,29 @@ class BatchWriter:
 
     def _plan(self, candidates: list[Candidate], result: BatchResult, now: datetime) -> _Plan:
         by_email, by_phone = self._existing(
-            [c.email for c in candidates if c.email], [c.e164 for c in candidates if c.e164]
+            [c.email for c in candidates if c.email],
+            [c.e164 for c in candidates if c.e164],
+            [c.phone for c in candidates if c.phone and not (c.email or c.e164)],
         )
         extras = self._extras({**by_email, **by_phone}.values(), candidates)
         seen: dict[str, int] = {}
         plan = _Plan()
         for c in candidates:
-            earlier = (c.email and seen.get(c.email)) or (c.e164 and seen.get(c.e164))
+            phone_key = phone_key_of(c)
+            earlier = (c.email and seen.get(c.email)) or (phone_key and seen.get(phone_key))
             if earlier:
                 reason = f"same email or phone as line {earlier}"
                 result.rejects.append(_reject(c, "duplicate_in_file", reason))
                 continue
-            usable, old = self._match(c, by_email, by_phone, result)
+            usable, old = self._match(c, phone_key, by_email, by_phone, result)
             if not usable:
                 continue
             if c.email:
                 seen[c.email] = c.line
-            if c.e164:
-                seen[c.e164] = c.line
+            if phone_key:
+                seen[phone_key] = c.line
+            if c.status in FLAGGED:
+                result.flagged.append(_reject(c, c.status, _FLAG_REASONS[c.status]))
             if old is None:
                 plan.inserts.append(c)
                 result.created += 1
@@ -186,13 +162,14 @@ class BatchWriter:
     def _match(
         self,
         c: Candidate,
-        by_email: dict[str, _Old],
-        by_phone: dict[str, _Old],
+        phone_key: str | None,
+        by_email: dict[str, Old],
+        by_phone: dict[str, Old],
         result: BatchResult,
-    ) -> tuple[bool, _Old | None]:
+    ) -> tuple[bool, Old | None]:
         """(usable, the existing contact the row updates or None for a new one)."""
         old_email = by_email.get(c.email) if c.email else None
-        old_phone = by_phone.get(c.e164) if c.e164 else None
+        old_phone = by_phone.get(phone_key) if phone_key else None
         if old_email is not None and old_phone is not None and old_email.id != old_phone.id:
             reason = f"email is contact {old_email.id}'s, phone is contact {old_phone.id}'s"
             result.rejects.append(_reject(c, "conflict", reason))
@@ -207,13 +184,13 @@ class BatchWriter:
     def _plan_update(
         self,
         c: Candidate,
-        old: _Old,
+        old: Old,
         extras: _Extras | None,
         plan: _Plan,
         result: BatchResult,
         now: datetime,
     ) -> None:
-        values = _merged(c, old)
+        values = merged(c, old)
         consent = self._consent_change(c, old.sms_consent, extras)
         if consent is None:
             reason = "the contact opted out by text message; an import cannot opt them back in"
@@ -252,27 +229,35 @@ class BatchWriter:
     # -- reading what exists -----------------------------------------------------
 
     def _existing(
-        self, emails: list[str], phones: list[str]
-    ) -> tuple[dict[str, _Old], dict[str, _Old]]:
-        """Existing contacts (locked) by email and by E.164, in one round trip."""
-        by_email: dict[str, _Old] = {}
-        by_phone: dict[str, _Old] = {}
+        self, emails: list[str], phones: list[str], raws: list[str]
+    ) -> tuple[dict[str, Old], dict[str, Old]]:
+        """Existing contacts (locked) by email and by phone key (`phone_key_of`)."""
+        by_email: dict[str, Old] = {}
+        by_phone: dict[str, Old] = {}
         load = self._bulk.load_json
         keyed = [("email", emails), ("phone_e164", phones)]
         rows = self._bulk.select_keyed_many(
             _COLUMNS, "contacts", "account_id = %s", [self._account_id], keyed, lock=True
         )
+        if raws:  # rare (phone-only rows no one can text): a second, partial-index query
+            where = "account_id = %s AND phone_e164 IS NULL"
+            found = self._bulk.select_keyed_many(
+                _COLUMNS, "contacts", where, [self._account_id], [("phone", raws)], lock=True
+            )
+            rows += [(2, *row[1:]) for row in found]
         for row in rows:
-            old = _Old._make([*row[1:-2], load(row[-2]), row[-1]])
+            old = Old._make([*row[1:-2], load(row[-2]), row[-1]])
             if row[0] == 0 and old.email is not None:
                 by_email[old.email] = old
             elif row[0] == 1 and old.phone_e164 is not None:
                 by_phone[old.phone_e164] = old
+            elif row[0] == 2 and old.phone is not None:
+                by_phone[RAW + old.phone] = old
         return by_email, by_phone
 
     def _extras(self, rows: Any, candidates: list[Candidate]) -> dict[int, _Extras]:
         """Tags, lists and keyword opt-outs of existing contacts, when the file needs them."""
-        olds: list[_Old] = list(rows)
+        olds: list[Old] = list(rows)
         wants_tags = any(c.tags or c.lists for c in candidates)
         if not olds or not (wants_tags or self._disclosure is not None):
             return {}
@@ -310,6 +295,7 @@ class BatchWriter:
     def _execute(self, plan: _Plan, result: BatchResult, now: datetime) -> None:
         bulk = self._bulk
         stamp = bulk.timestamp(now)
+        ids: list[int] = []
         if plan.inserts:
             ids = bulk.next_ids("contacts", len(plan.inserts))
             rows = [
@@ -334,6 +320,22 @@ class BatchWriter:
         if plan.members:
             members = [(lid, cid, stamp) for lid, cid in sorted(plan.members)]
             bulk.insert("list_members", _MEMBER, members)
+        if plan.tags or plan.members:
+            result.runs_started += self._fire_triggers(plan, set(ids), now)
+
+    def _fire_triggers(self, plan: _Plan, new_ids: set[int], now: datetime) -> int:
+        """What `Actions.add_tag` and `subscribe` do per contact, once for the batch: the
+        tag and list triggers enroll (one query, one insert each), and the updated
+        contacts' sleeping runs wake (their goals may now hold). Only what the batch
+        really added counts, so a re-run of the file starts nothing."""
+        names = {list_id: name for name, list_id in self._lists.items()}
+        members = sorted((cid, names[lid]) for lid, cid in plan.members)
+        session, account = self._session, self._account_id
+        runs = triggers.on_added_many(session, account, "tag_added", sorted(plan.tags), now=now)
+        runs += triggers.on_added_many(session, account, "list_subscribed", members, now=now)
+        woken = {cid for cid, _ in plan.tags} | {cid for _, cid in plan.members}
+        triggers.wake_many(session, sorted(woken - new_ids), now=now)
+        return runs
 
     def _new_row(self, c: Candidate, new_id: int, stamp: Any) -> tuple[Any, ...]:
         status = "none"
@@ -364,23 +366,6 @@ class BatchWriter:
             + (stamp, stamp)
             for c, cid in events
         ]
-
-
-def _merged(c: Candidate, old: _Old) -> tuple[Any, ...] | None:
-    """The new values of the editable columns, or None when the row changes nothing."""
-    if c.phone is not None and c.phone != old.phone:
-        phone: tuple[Any, ...] = (c.phone, c.e164, c.status, c.region, c.time_zone)
-    else:
-        phone = (old.phone, old.phone_e164, old.phone_status, old.phone_region, old.time_zone)
-    values = (
-        c.email or old.email,
-        c.first_name or old.first_name,
-        c.last_name or old.last_name,
-        *phone,
-        {**old.fields, **c.fields} if c.fields else old.fields,
-    )
-    current = (old.email, old.first_name, old.last_name, *old[4:9], old.fields)
-    return None if values == current else values
 
 
 def _reject(c: Candidate, code: str, reason: str) -> Reject:

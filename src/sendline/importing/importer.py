@@ -13,7 +13,6 @@ appended when the row changes the contact's status.
 
 from __future__ import annotations
 
-import csv
 import functools
 import os
 import queue
@@ -27,11 +26,11 @@ from typing import Any, TextIO
 
 from sqlalchemy.orm import Session
 
+from sendline.csv_safety import SafeWriter, csv_writer
 from sendline.errors import InvalidInput, NotFound
-from sendline.store.accounts import Accounts
-from sendline.store.contacts import Contacts
-from sendline.store.import_batch import BatchWriter
-from sendline.store.import_rows import (
+from sendline.importing.batch import BatchWriter
+from sendline.importing.phones import PhoneChecker
+from sendline.importing.rows import (
     Candidate,
     ColumnMap,
     Reject,
@@ -42,7 +41,8 @@ from sendline.store.import_rows import (
     read_rows,
     report_cells,
 )
-from sendline.store.phones import PhoneChecker
+from sendline.store.accounts import Accounts
+from sendline.store.contacts import Contacts
 
 BATCH_SIZE = 5000
 # Below this size a worker process costs more to start than it saves.
@@ -70,8 +70,11 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     rejected: int = 0
+    flagged: int = 0  # stored with a phone no one can text (their messages are held)
     consent_events: int = 0
+    runs_started: int = 0  # automation runs its new tags and lists started
     reasons: Counter[str] = field(default_factory=Counter)
+    flags: Counter[str] = field(default_factory=Counter)  # invalid_phone, landline
     sample: list[Reject] = field(default_factory=list)  # the first few rejects
     report_path: Path | None = None
     seconds: float = 0.0
@@ -254,10 +257,15 @@ def _write(
     report.updated += result.updated
     report.unchanged += result.unchanged
     report.consent_events += result.consent_events
+    report.runs_started += result.runs_started
     refused = [r for r in items if isinstance(r, Reject)] + result.rejects
-    refused.sort(key=lambda r: r.line)
-    for reject in refused:
-        rejects.add(reject)
+    lines = [(r, True) for r in refused] + [(f, False) for f in result.flagged]
+    lines.sort(key=lambda item: item[0].line)
+    for reject, is_rejected in lines:
+        if is_rejected:
+            rejects.add(reject)
+        else:
+            rejects.flag(reject)
     if progress is not None:
         progress(report.rows, max(report.expected, report.rows))
 
@@ -270,20 +278,20 @@ def _cores() -> int:
 
 
 class _RejectReport:
-    """Streams rejected rows to the report file (if any) and counts them."""
+    """Streams rejected and flagged rows to the report file (if any) and counts them."""
 
     def __init__(self, path: Path | None, header: list[str], report: ImportReport) -> None:
         self._path = path
         self._header = header
         self._report = report
         self._handle: TextIO | None = None
-        self._writer: Any = None
+        self._writer: SafeWriter | None = None
 
     def __enter__(self) -> _RejectReport:
         if self._path is not None:
             self._handle = self._path.open("w", encoding="utf-8", newline="")
-            self._writer = csv.writer(self._handle)
-            self._writer.writerow(["line", "code", "reason", *self._header])
+            self._writer = csv_writer(self._handle)
+            self._writer.writerow(["line", "code", "reason", "outcome", *self._header])
         return self
 
     def add(self, reject: Reject) -> None:
@@ -293,10 +301,18 @@ class _RejectReport:
             self._report.sample.append(
                 Reject(reject.line, reject.code, reject.reason, report_cells(reject.cells))
             )
+        self._write("rejected", reject)
+
+    def flag(self, flagged: Reject) -> None:
+        """A row stored as submitted whose phone cannot be texted (R6/R8)."""
+        self._report.flagged += 1
+        self._report.flags[flagged.code] += 1
+        self._write("flagged", flagged)
+
+    def _write(self, outcome: str, row: Reject) -> None:
         if self._writer is not None:
-            self._writer.writerow(
-                [reject.line, reject.code, reject.reason, *report_cells(reject.cells)]
-            )
+            cells = report_cells(row.cells)
+            self._writer.writerow([row.line, row.code, row.reason, outcome, *cells])
 
     def __exit__(self, *_: object) -> None:
         if self._handle is not None:

@@ -126,7 +126,7 @@ def serve(source: BinaryIO, sink: BinaryIO) -> None:
 class PhoneChecker:
     """Classify batches of raw numbers, in `workers` processes (0: in this process).
 
-    Workers are plain `python -m sendline.store.phones` processes talking pickle over
+    Workers are plain `python -m sendline.importing.phones` processes talking pickle over
     their stdin and stdout: they share nothing with the parent (no inherited database
     connection) and need nothing from its `__main__`. `submit` returns at once;
     `result` returns the results of the oldest submitted batch. At most
@@ -141,7 +141,7 @@ class PhoneChecker:
         for _ in range(workers):
             self._procs.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "sendline.store.phones"],
+                    [sys.executable, "-m", "sendline.importing.phones"],
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     stderr=self._stderr,
