@@ -20,8 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sendline.engine.definitions import (
+    AutomationDefinition,
     ExitStep,
     GoalStep,
     IfElseStep,
@@ -172,6 +174,45 @@ class StepGraph:
                     on_path.add(target)
                     stack.append(iter(edges[target]))
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class StepLine:
+    """One line of the step graph as `automations show` prints it."""
+
+    depth: int  # inside how many branches (indentation)
+    branch: str | None  # "then" or "else" on a branch's first step
+    id: str
+    type: str
+    settings: dict[str, Any]  # the step's own settings, its branch lists aside
+    leads_to: str  # where a run goes next: a step id, "end", "exit", or both branches
+
+
+def outline(definition: AutomationDefinition) -> tuple[StepLine, ...]:
+    """The steps in reading order, each with where it leads."""
+    graph, lines = definition.graph, []
+    first_of = {
+        _id(branch[0]): label
+        for node in graph.nodes.values()
+        if isinstance(node.step, IfElseStep)
+        for label, branch in node.step.branches()
+        if branch
+    }
+    for step_id, node in graph.nodes.items():
+        step = node.step
+        settings = step.model_dump(
+            mode="json", by_alias=True, exclude_none=True, exclude={"id", "type"}
+        )
+        if isinstance(step, IfElseStep):
+            settings = {k: v for k, v in settings.items() if not isinstance(v, list)}
+            then, other = graph.entry(node, True), graph.entry(node, False)
+            leads = f"then: {then or 'end'}; else: {other or 'end'}"
+        else:
+            leads = "exit" if isinstance(step, ExitStep) else node.next or "end"
+        lines.append(
+            StepLine(node.depth, first_of.get(step_id), step_id, step.type, settings, leads)
+        )
+    return tuple(lines)
 
 
 def _id(step: Step) -> str:

@@ -66,14 +66,14 @@ def on_list_subscribed(
     depth: int = 0,
 ) -> int:
     """Enroll a contact who just joined a list; returns the runs created."""
-    found = _listening(session, account_id, "list_subscribed", list_name.strip())
+    found = listening(session, account_id, "list_subscribed", list_name.strip())
     return _enroll_each(session, found, contact_id, now=now, depth=depth)
 
 
 def on_tag_added(
     session: Session, account_id: int, contact_id: int, tag: str, *, now: datetime, depth: int = 0
 ) -> int:
-    found = _listening(session, account_id, "tag_added", tag.strip())
+    found = listening(session, account_id, "tag_added", tag.strip())
     return _enroll_each(session, found, contact_id, now=now, depth=depth)
 
 
@@ -90,7 +90,7 @@ def on_field_changed(
     """A field changed to `value`; triggers with `to` fire only on that value."""
     found = [
         (automation, definition)
-        for automation, definition in _listening(
+        for automation, definition in listening(
             session, account_id, "field_changed", field.strip().upper()
         )
         if _changed_to(definition, value)
@@ -110,7 +110,7 @@ def on_event(
 ) -> int:
     """A custom event; its payload is %EVENT.KEY% in the automation's templates."""
     event = _payload(payload)
-    found = _listening(session, account_id, "event", name.strip())
+    found = listening(session, account_id, "event", name.strip())
     return _enroll_each(session, found, contact_id, now=now, depth=depth, event=event)
 
 
@@ -128,7 +128,7 @@ def on_reply(
     folded = fold_keyword(body)
     found = [
         (automation, definition)
-        for automation, definition in _listening(session, account_id, "reply", None, any_key=True)
+        for automation, definition in listening(session, account_id, "reply", None, any_key=True)
         if automation.trigger_key is None
         or folded == automation.trigger_key
         or folded.startswith(automation.trigger_key + " ")
@@ -294,7 +294,7 @@ def _anniversary(value: date, year: int) -> date:
 # -- internals -----------------------------------------------------------------------
 
 
-def _listening(
+def listening(
     session: Session, account_id: int, trigger_type: str, key: str | None, *, any_key: bool = False
 ) -> list[tuple[Automation, AutomationDefinition]]:
     query = _LISTENING_ANY if any_key else _LISTENING
