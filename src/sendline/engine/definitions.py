@@ -15,7 +15,6 @@ numbers are finite and below 10^15, texts and lists have maximum lengths.
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, time, timedelta, tzinfo
@@ -23,18 +22,31 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from sendline.engine.condition_models import (
+    MAX_NUMBER,
+    AllCondition,
+    AnyCondition,
+    Condition,
+    ConsentCondition,
+    FieldCondition,
+    LastMessageCondition,
+    ListCondition,
+    Name,
+    NotCondition,
+    RepliedCondition,
+    Strict,
+    TagCondition,
+)
 from sendline.errors import SendlineError
 
 if TYPE_CHECKING:
     from sendline.engine.step_graph import StepGraph
 
 MAX_WAIT = timedelta(days=366)  # a longer wait is a mistake (or an overflow in the worker)
-MAX_NUMBER = 1e15  # condition values: well inside a float's exact integers and SQL numerics
 MAX_STEPS = 500  # every step of a definition, branches included
 MAX_NESTING = 4  # if_else branches inside branches, at most this deep
-Name = Annotated[str, Field(min_length=1, max_length=200)]  # tags, lists, fields, events
 StepId = Annotated[str, Field(min_length=1, max_length=100)]  # automation_runs.step_id
 
 
@@ -52,106 +64,36 @@ class InvalidAutomation(SendlineError):
         return cls("; ".join(problems), problems=problems)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-# ---- conditions (used by if_else, goal and bulk segments) ---------------------------
-
-FieldOp = Literal["eq", "ne", "contains", "gt", "gte", "lt", "lte", "empty", "not_empty"]
-
-
-class FieldCondition(_Strict):
-    field: Name
-    op: FieldOp = "eq"
-    value: Annotated[str, Field(max_length=1000)] | float | None = None
-
-    @field_validator("value")
-    @classmethod
-    def _bounded(cls, value: str | float | None) -> str | float | None:
-        if isinstance(value, float) and not (math.isfinite(value) and abs(value) < MAX_NUMBER):
-            raise ValueError(f"a number in a condition is finite and below {MAX_NUMBER:.0e}")
-        return value
-
-
-class TagCondition(_Strict):
-    tag: Name
-    present: bool = True
-
-
-class ListCondition(_Strict):
-    list: Name
-    member: bool = True
-
-
-class ConsentCondition(_Strict):
-    consent: Literal["opted_in", "opted_out", "none"]
-
-
-class LastMessageCondition(_Strict):
-    last_message_status: Literal[
-        "queued", "sent", "delivered", "undelivered", "failed", "held", "canceled"
-    ]
-
-
-class RepliedCondition(_Strict):
-    replied: bool = True
-
-
-class AllCondition(_Strict):
-    all: list[Condition] = Field(max_length=50)
-
-
-class AnyCondition(_Strict):
-    any: list[Condition] = Field(max_length=50)
-
-
-class NotCondition(_Strict):
-    not_: Condition = Field(alias="not")
-
-
-Condition = Union[  # noqa: UP007 - a recursive alias needs the explicit Union
-    FieldCondition,
-    TagCondition,
-    ListCondition,
-    ConsentCondition,
-    LastMessageCondition,
-    RepliedCondition,
-    AllCondition,
-    AnyCondition,
-    NotCondition,
-]
-
 # ---- triggers ------------------------------------------------------------------------
 
 
-class ListSubscribedTrigger(_Strict):
+class ListSubscribedTrigger(Strict):
     type: Literal["list_subscribed"]
     list: Name
 
 
-class TagAddedTrigger(_Strict):
+class TagAddedTrigger(Strict):
     type: Literal["tag_added"]
     tag: Name
 
 
-class FieldChangedTrigger(_Strict):
+class FieldChangedTrigger(Strict):
     type: Literal["field_changed"]
     field: Name
     to: Name | None = None  # only when the new value equals this
 
 
-class EventTrigger(_Strict):
+class EventTrigger(Strict):
     type: Literal["event"]
     name: Name
 
 
-class ReplyTrigger(_Strict):
+class ReplyTrigger(Strict):
     type: Literal["reply"]
     keyword: Name | None = None  # None: any reply that is not an opt-out/help keyword
 
 
-class DateTrigger(_Strict):
+class DateTrigger(Strict):
     type: Literal["date"]
     field: Name
     offset_days: int = Field(0, ge=-366, le=366)  # negative: before the date
@@ -164,7 +106,7 @@ class DateTrigger(_Strict):
         return _check_time(value)
 
 
-class BulkTrigger(_Strict):
+class BulkTrigger(Strict):
     type: Literal["bulk"]
     segment: Condition | None = None  # None: every contact of the account
 
@@ -188,7 +130,7 @@ Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 _WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 
 
-class _Step(_Strict):
+class _Step(Strict):
     id: StepId | None = None
 
 
@@ -315,7 +257,7 @@ Step = Annotated[
 ]
 
 
-class AutomationDefinition(_Strict):
+class AutomationDefinition(Strict):
     name: str = Field(min_length=1, max_length=200)
     trigger: Trigger
     reentry: Literal["once", "always"] = "once"
@@ -439,7 +381,10 @@ def _where(loc: Sequence[int | str], data: dict[str, Any]) -> str:
         node = data
     step: str | None = None
     fields: list[str] = []
-    for part in loc:
+    for index, part in enumerate(loc):
+        after = loc[index + 1] if index + 1 < len(loc) else None
+        if isinstance(node, dict) and part in node and after in node:
+            continue  # a condition's kind (its key), before the key in error: not a place
         if isinstance(node, list) and isinstance(part, int) and part < len(node):
             node = node[part]
             if isinstance(node, dict) and isinstance(node.get("id"), str) and "type" in node:
@@ -462,10 +407,22 @@ def definition_to_json(definition: AutomationDefinition) -> str:
     return json.dumps(definition.model_dump(mode="json", by_alias=True, exclude_none=True))
 
 
-AllCondition.model_rebuild()
-AnyCondition.model_rebuild()
-NotCondition.model_rebuild()
 BulkTrigger.model_rebuild()
 IfElseStep.model_rebuild()
 GoalStep.model_rebuild()
 AutomationDefinition.model_rebuild()
+
+# The conditions live in engine/condition_models.py; importers find them here too.
+__all__ = [
+    "MAX_NUMBER",
+    "AllCondition",
+    "AnyCondition",
+    "Condition",
+    "ConsentCondition",
+    "FieldCondition",
+    "LastMessageCondition",
+    "ListCondition",
+    "NotCondition",
+    "RepliedCondition",
+    "TagCondition",
+]
