@@ -157,7 +157,7 @@ def show(automation: AutomationArg, account: AccountOption = None) -> None:
 
 
 def _steps(detail: AutomationDetail) -> Table:
-    steps = Table("id", "step", "settings", "then")
+    steps = Table("id", "step", "settings", "next")
     for line in detail.steps:
         indent = "  " * line.depth
         label = f"{indent}{line.branch}: " if line.branch else indent

@@ -141,8 +141,8 @@ class SendSmsStep(_Step):
 
 class WaitStep(_Step):
     type: Literal["wait"]
-    duration: str | None = None  # "30m", "2h", "3d", "1w"
-    until_time: str | None = None  # "10:00" in the contact's zone
+    duration: str | None = Field(None, description="30s, 30m, 2h, 3d or 1w; at most 366 days")
+    until_time: str | None = Field(None, description="HH:MM in the contact's zone")
     weekdays: list[Weekday] | None = Field(None, max_length=7)  # with until_time: these days
 
     @model_validator(mode="after")
@@ -189,13 +189,14 @@ class WaitStep(_Step):
 # A branch: the steps it runs, then the join (the step after the if_else); or the id of
 # a step to jump to (and go on from there, through whatever follows it).
 Branch = Union[list["Step"], StepId, None]  # noqa: UP007 - a recursive alias
+_BRANCH = "steps (the run then joins the step after the if_else), or a step id to jump to"
 
 
 class IfElseStep(_Step):
     type: Literal["if_else"]
     condition: Condition
-    then: Branch = None  # steps, or a step id; None: nothing, go on with the next step
-    else_: Branch = Field(None, alias="else")
+    then: Branch = Field(None, description=_BRANCH)
+    else_: Branch = Field(None, alias="else", description=_BRANCH)
 
     def branches(self) -> Iterator[tuple[str, list[Step]]]:
         """The branches written as step lists (not the jumps)."""
@@ -263,7 +264,7 @@ class AutomationDefinition(Strict):
     reentry: Literal["once", "always"] = "once"
     # Order and shipping texts: no marketing quiet hours nor frequency cap; consent and
     # the STOP clause still apply (issue 12 #10). A blast (bulk trigger) never is.
-    transactional: bool = False
+    transactional: bool = Field(False, description="no quiet hours, no frequency cap")
     steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
 
     @model_validator(mode="before")
