@@ -39,6 +39,7 @@ from sendline.engine.condition_models import (
     Strict,
     TagCondition,
 )
+from sendline.engine.step_ids import describe, numbered
 from sendline.errors import SendlineError
 
 if TYPE_CHECKING:
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
 
 MAX_WAIT = timedelta(days=366)  # a longer wait is a mistake (or an overflow in the worker)
 MAX_STEPS = 500  # every step of a definition, branches included
-MAX_NESTING = 4  # if_else branches inside branches, at most this deep
 StepId = Annotated[str, Field(min_length=1, max_length=100)]  # automation_runs.step_id
 
 
@@ -273,7 +273,7 @@ class AutomationDefinition(Strict):
         # Steps without an id get "step-N" (1-based), branch steps "<if_else id>.then-N",
         # so every position is addressable and the top level keeps its old numbering.
         if isinstance(data, dict) and isinstance(data.get("steps"), list):
-            data = {**data, "steps": _numbered(data["steps"], "step-", 0)}
+            data = {**data, "steps": numbered(data["steps"])}
         return data
 
     @model_validator(mode="after")
@@ -318,21 +318,6 @@ class AutomationDefinition(Strict):
         return [(s.id or "", s.body) for s in self.all_steps() if isinstance(s, SendSmsStep)]
 
 
-def _numbered(steps: list[Any], prefix: str, depth: int) -> list[Any]:
-    if depth > MAX_NESTING:
-        raise ValueError(f"branches are nested more than {MAX_NESTING} deep")
-    numbered = []
-    for index, step in enumerate(steps, start=1):
-        if isinstance(step, dict):
-            step = {**step, "id": step.get("id") or f"{prefix}{index}"}
-            for label in ("then", "else"):
-                if isinstance(step.get(label), list):
-                    inner = _numbered(step[label], f"{step['id']}.{label}-", depth + 1)
-                    step = {**step, label: inner}
-        numbered.append(step)
-    return numbered
-
-
 def _walk(steps: Sequence[Step]) -> Iterator[Step]:
     for step in steps:
         yield step
@@ -363,45 +348,7 @@ def definition_from_data(data: Any) -> AutomationDefinition:
     try:
         return AutomationDefinition.model_validate(data)
     except ValidationError as exc:
-        raise InvalidAutomation.listing(_describe(exc, data)) from None
-
-
-def _describe(exc: ValidationError, data: dict[str, Any]) -> list[str]:
-    parts = []
-    for error in exc.errors()[:5]:
-        where = _where(error["loc"], data)
-        parts.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
-    return parts
-
-
-def _where(loc: Sequence[int | str], data: dict[str, Any]) -> str:
-    """An error's place, with step ids instead of list indexes: "step step-2.then-1 body"."""
-    try:
-        node: Any = {**data, "steps": _numbered(data.get("steps") or [], "step-", 0)}
-    except (TypeError, ValueError):
-        node = data
-    step: str | None = None
-    fields: list[str] = []
-    for index, part in enumerate(loc):
-        after = loc[index + 1] if index + 1 < len(loc) else None
-        if isinstance(node, dict) and part in node and after in node:
-            continue  # a condition's kind (its key), before the key in error: not a place
-        if isinstance(node, list) and isinstance(part, int) and part < len(node):
-            node = node[part]
-            if isinstance(node, dict) and isinstance(node.get("id"), str) and "type" in node:
-                step, fields = node["id"], []
-            else:
-                fields.append(str(part))
-        elif isinstance(node, dict) and isinstance(part, str) and part in node:
-            node = node[part]
-            fields.append(part)
-        elif not isinstance(node, dict | list) or isinstance(part, int):
-            fields.append(str(part))
-        # else: a union member's tag (send_sms, list[...]): not a place
-    place = ".".join(fields)
-    if step is None:
-        return place or "definition"
-    return f"step {step} {place}".rstrip()
+        raise InvalidAutomation.listing(describe(exc, data)) from None
 
 
 def definition_to_json(definition: AutomationDefinition) -> str:
