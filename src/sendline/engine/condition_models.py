@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
 MAX_NUMBER = 1e15  # condition values: well inside a float's exact integers and SQL numerics
-Name = Annotated[str, Field(min_length=1, max_length=200)]  # tags, lists, fields, events
+Name = Annotated[str, Field(max_length=200)]  # tags, lists, fields, events, keywords
 
 
 class Strict(BaseModel):
