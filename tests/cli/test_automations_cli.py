@@ -6,13 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from sendline.cli import app
 from sendline.store.accounts import Accounts
+from sendline.store.engine_models import AutomationRun
 from sendline.store.models import Account
-from tests.engine.automation_factories import account, contact, messages, runs
+from tests.engine.automation_factories import NOON, account, contact, messages, runs
 
 cli = CliRunner()
 
@@ -34,7 +36,8 @@ def owner(session: Session) -> Account:
 
 
 def run(database_url: str, *args: str) -> tuple[int, str, str]:
-    result = cli.invoke(app, list(args), env={"SENDLINE_DATABASE_URL": database_url})
+    env = {"SENDLINE_DATABASE_URL": database_url, "COLUMNS": "200"}  # tables unwrapped
+    result = cli.invoke(app, list(args), env=env)
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -171,3 +174,84 @@ def test_it_handles_custom_events(
     assert code == 1 and "JSON object" in err
     code, _, err = run(database_url, "events", "send", "x", "--contact", "nobody@example.com")
     assert code == 1 and "not_found" in err
+
+
+VIP = """
+name: Offer
+trigger: {type: event, name: paid}
+transactional: true
+steps:
+  - type: if_else
+    condition: {tag: vip}
+    then: [{type: send_sms, body: "VIP offer"}]
+    else: [{type: send_sms, body: "Offer"}]
+"""
+
+
+def test_it_shows_the_step_graph_and_failed_runs(
+    database_url: str, owner: Account, tmp_path: Path, session: Session
+) -> None:
+    code, _, _ = run(database_url, "automations", "create", _file(tmp_path, VIP))
+    assert code == 0
+    session.execute(
+        insert(AutomationRun).values(
+            account_id=owner.id,
+            automation_id=1,
+            version_id=1,
+            contact_id=1,
+            status="failed",
+            error="ValueError: something broke",
+            created_at=NOON,
+            updated_at=NOON,
+        )
+    )
+    session.commit()
+    code, out, _ = run(database_url, "automations", "show", "Offer")
+    assert code == 0
+    for expected in (
+        "transactional  yes: no quiet hours, no frequency cap",
+        "then: step-1.then-1; else: step-1.else-1",
+        "  then: step-1.then-1",
+        "  else: step-1.else-1",
+        "1 failed runs; the latest:",
+        "run 1, contact 1, 2026-11-25 20:00:00 UTC: ValueError: something broke",
+    ):
+        assert expected in out
+    code, out, _ = run(database_url, "automations", "list")
+    assert code == 0 and "failed" in out
+
+
+def test_it_refuses_branches_that_run_into_each_other(
+    database_url: str, owner: Account, tmp_path: Path
+) -> None:
+    flow = (
+        "name: F\ntrigger: {type: bulk}\nsteps:\n"
+        "  - {type: if_else, condition: {tag: vip}, then: gold, else: plain}\n"
+        "  - {id: gold, type: send_sms, body: Gold}\n"
+        "  - {id: plain, type: send_sms, body: Plain}\n"
+    )
+    code, _, err = run(database_url, "automations", "create", _file(tmp_path, flow))
+    assert code == 1 and "step step-1: its then branch (from 'gold') runs on into" in err
+    wait = "name: W\ntrigger: {type: bulk}\nsteps: [{type: wait, duration: 99999999999999d}]"
+    code, _, err = run(database_url, "automations", "create", _file(tmp_path, wait))
+    assert code == 1 and "step step-1: duration '99999999999999d' is longer than the" in err
+    assert "Traceback" not in err
+
+
+def test_it_says_why_an_event_started_no_run(
+    database_url: str, owner: Account, tmp_path: Path
+) -> None:
+    code, out, _ = run(database_url, "events", "send", "paid", "--contact", "1")
+    assert code == 0
+    assert out.splitlines() == [
+        "event 'paid' for contact 1: 0 automation runs started",
+        "  no automation listens to event 'paid'",
+    ]
+
+
+def test_it_prints_the_json_schema(database_url: str) -> None:
+    code, out, _ = run(database_url, "automations", "schema")
+    assert code == 0
+    schema = json.loads(out)
+    assert schema["title"] == "Sendline automation"
+    assert set(schema["properties"]) == {"name", "trigger", "reentry", "transactional", "steps"}

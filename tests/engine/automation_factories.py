@@ -14,11 +14,12 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from sendline.engine.automations import Automations
+from sendline.engine.automations import Automations, trigger_key
+from sendline.engine.definitions import parse_definition
 from sendline.engine.runner import Runner
 from sendline.store.consent import Consent
 from sendline.store.contacts import Contacts
-from sendline.store.engine_models import Automation, AutomationRun, Message
+from sendline.store.engine_models import Automation, AutomationRun, AutomationVersion, Message
 from sendline.store.models import (
     DEFAULT_QUIET_END,
     DEFAULT_QUIET_START,
@@ -99,6 +100,28 @@ def automation(session: Session, owner: Account, text: str, *, active: bool = Tr
         automations.activate(saved.automation.id)
     session.commit()
     return saved.automation
+
+
+def saved_before_checks(session: Session, owner: Account, text: str) -> Automation:
+    """An active automation stored as an older version would be: parsed, not validated
+    (the save-time checks added since would refuse it), as the runner must still run it."""
+    definition = parse_definition(text)
+    automation = Automation(
+        account_id=owner.id,
+        name=definition.name,
+        status="active",
+        trigger_type=definition.trigger.type,
+        trigger_key=trigger_key(definition),
+    )
+    session.add(automation)
+    session.flush()
+    data = definition.model_dump(mode="json", by_alias=True, exclude_none=True)
+    version = AutomationVersion(automation_id=automation.id, number=1, definition=data)
+    session.add(version)
+    session.flush()
+    automation.current_version_id = version.id
+    session.commit()
+    return automation
 
 
 def runner(

@@ -1,5 +1,6 @@
-"""`sendline automations create|update|list|show|activate|pause|archive|start|preflight`
-and `sendline events send`.
+"""`sendline automations create|update|list|show|activate|pause|archive|start|preflight|schema`
+and `sendline events send`: each parses its options, calls a service
+(`services/automations.py`) and prints what it returns.
 
 The pre-flight report is the one to read before a bulk start: who would be texted, who
 would be held and why (with what to do about it), what it costs per country, how many
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,23 +19,12 @@ from rich.table import Table
 from rich.text import Text
 
 from sendline.cli.common import console, err_console
-from sendline.cli.db import (
-    AccountOption,
-    guarded,
-    open_store,
-    operator_shorteners,
-    resolve_account,
-)
+from sendline.cli.db import AccountOption, guarded, open_store, operator_shorteners
 from sendline.cli.preflight_report import render_report
-from sendline.engine.actions import Actions
-from sendline.engine.automations import Automations, Saved
-from sendline.engine.conditions import segment_from_data
-from sendline.engine.definitions import Condition, InvalidAutomation
-from sendline.engine.preflight import preflight
-from sendline.engine.triggers import start_bulk
+from sendline.engine.definitions import InvalidAutomation
 from sendline.errors import InvalidInput
-from sendline.store.contacts import Contacts
-from sendline.store.engine_models import Automation
+from sendline.services import automations as service
+from sendline.services.automations import AutomationDetail, Lifecycle, SavedAutomation
 
 app = typer.Typer(help="Automations: save, switch on, start, pre-flight.", no_args_is_help=True)
 events_app = typer.Typer(help="Custom events that trigger automations.", no_args_is_help=True)
@@ -47,33 +36,22 @@ SegmentOption = Annotated[
 ]
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _automations(session: Any, account_id: int) -> Automations:
-    return Automations(session, account_id, shorteners=operator_shorteners())
-
-
-def _segment(text: str | None) -> Condition | None:
+def _segment(text: str | None) -> Any:
     if text is None:
         return None
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"--segment is not JSON: {exc.msg}", code="invalid_segment") from None
-    return segment_from_data(data)
 
 
 def _read(file: Path) -> str:
     return sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
 
 
-def _saved(verb: str, saved: Saved) -> None:
-    automation = saved.automation
+def _saved(verb: str, saved: SavedAutomation) -> None:
     console.print(
-        f"{verb} automation {automation.name!r} (id {automation.id}), version "
-        f"{saved.version.number}, {automation.status}"
+        f"{verb} automation {saved.name!r} (id {saved.id}), version {saved.version}, {saved.status}"
     )
     for warning in saved.warnings:
         console.print(Text(f"! {warning}", style="yellow"))
@@ -94,13 +72,14 @@ def create(
 ) -> None:
     """Save a new automation (a draft: `activate` switches it on)."""
     text = _read(file)
-    with open_store() as sessions, sessions.begin() as session:
-        owner = resolve_account(session, account)
+    with open_store() as sessions:
         try:
-            saved = _automations(session, owner.id).create(text)
+            saved = service.create_automation(
+                sessions, account, text, shorteners=operator_shorteners()
+            )
         except InvalidAutomation as exc:
             raise _invalid(exc) from None
-        _saved("created", saved)
+    _saved("created", saved)
 
 
 @app.command("update")
@@ -112,69 +91,97 @@ def update_command(
 ) -> None:
     """Change an automation: a new version; running contacts finish on theirs."""
     text = _read(file)
-    with open_store() as sessions, sessions.begin() as session:
-        owner = resolve_account(session, account)
+    with open_store() as sessions:
         try:
-            saved = _automations(session, owner.id).update(automation, text)
+            saved = service.update_automation(
+                sessions, account, automation, text, shorteners=operator_shorteners()
+            )
         except InvalidAutomation as exc:
             raise _invalid(exc) from None
-        _saved("updated", saved)
+    _saved("updated", saved)
 
 
 @app.command("list")
 @guarded
 def list_command(account: AccountOption = None) -> None:
     """List the account's automations with their runs."""
-    with open_store() as sessions, sessions.begin() as session:
-        automations = _automations(session, resolve_account(session, account).id)
-        found = automations.list()
-        if not found:
-            console.print("no automations yet: save one with `sendline automations create`")
-            return
-        table = Table("id", "name", "status", "trigger", "version", "active runs", "done")
-        for item in found:
-            runs = automations.run_counts(item.id)
-            done = runs.get("completed", 0) + runs.get("exited", 0)
-            table.add_row(
-                str(item.id),
-                item.name,
-                _status(item.status),
-                _trigger(item),
-                str(automations.version(item).number),
-                str(runs.get("active", 0)),
-                str(done),
-            )
-        console.print(table)
+    with open_store() as sessions:
+        found = service.list_automations(sessions, account)
+    if not found:
+        console.print("no automations yet: save one with `sendline automations create`")
+        return
+    table = Table("id", "name", "status", "trigger", "version", "active runs", "done", "failed")
+    for item in found:
+        table.add_row(
+            str(item.id),
+            item.name,
+            _status(item.status),
+            item.trigger,
+            str(item.version),
+            str(item.active_runs),
+            str(item.done_runs),
+            Text(str(item.failed_runs), style="red" if item.failed_runs else ""),
+        )
+    console.print(table)
 
 
 @app.command("show")
 @guarded
 def show(automation: AutomationArg, account: AccountOption = None) -> None:
-    """Show an automation: trigger, steps and runs."""
-    with open_store() as sessions, sessions.begin() as session:
-        automations = _automations(session, resolve_account(session, account).id)
-        found = automations.resolve(automation)
-        definition = automations.definition(found)
-        runs = automations.run_counts(found.id)
-        facts = Table(show_header=False, box=None)
-        for label, value in (
-            ("id", str(found.id)),
-            ("name", found.name),
-            ("status", _status(found.status)),
-            ("trigger", _trigger(found)),
-            ("re-entry", definition.reentry),
-            ("version", str(automations.version(found).number)),
-            ("runs", ", ".join(f"{k} {v}" for k, v in sorted(runs.items())) or "none yet"),
-        ):
-            facts.add_row(label, value)
-        steps = Table("#", "id", "step", "settings")
-        for number, step in enumerate(definition.steps, start=1):
-            settings = step.model_dump(
-                mode="json", by_alias=True, exclude_none=True, exclude={"id", "type"}
-            )
-            steps.add_row(str(number), step.id or "", step.type, json.dumps(settings))
-        console.print(facts)
-        console.print(steps)
+    """Show an automation: trigger, the step graph with its branches, runs, failures."""
+    with open_store() as sessions:
+        detail = service.show_automation(sessions, account, automation)
+    facts = Table(show_header=False, box=None)
+    runs = ", ".join(f"{k} {v}" for k, v in sorted(detail.runs.items())) or "none yet"
+    for label, value in (
+        ("id", str(detail.id)),
+        ("name", detail.name),
+        ("status", _status(detail.status)),
+        ("trigger", detail.trigger),
+        ("re-entry", detail.reentry),
+        (
+            "transactional",
+            "yes: no quiet hours, no frequency cap" if detail.transactional else "no",
+        ),
+        ("version", str(detail.version)),
+        ("runs", runs),
+    ):
+        facts.add_row(label, value)
+    console.print(facts)
+    console.print(_steps(detail))
+    for problem in detail.problems:
+        console.print(
+            Text(f"! {problem} (saved before this was refused: update it)", style="yellow")
+        )
+    _failures(detail)
+
+
+def _steps(detail: AutomationDetail) -> Table:
+    steps = Table("id", "step", "settings", "next")
+    for line in detail.steps:
+        indent = "  " * line.depth
+        label = f"{indent}{line.branch}: " if line.branch else indent
+        steps.add_row(f"{label}{line.id}", line.type, json.dumps(line.settings), line.leads_to)
+    return steps
+
+
+def _failures(detail: AutomationDetail) -> None:
+    failed = detail.runs.get("failed", 0)
+    if not failed:
+        return
+    console.print(Text(f"{failed} failed runs; the latest:", style="red"))
+    for failure in detail.failures:
+        when = failure.failed_at.strftime("%Y-%m-%d %H:%M:%S")
+        console.print(
+            f"  run {failure.run_id}, contact {failure.contact_id}, {when} UTC: {failure.reason}"
+        )
+
+
+@app.command("schema")
+@guarded
+def schema() -> None:
+    """Print the JSON Schema of an automation definition (docs/automations.md explains it)."""
+    sys.stdout.write(json.dumps(service.automation_schema(), indent=2) + "\n")
 
 
 def _status(status: str) -> Text:
@@ -182,16 +189,10 @@ def _status(status: str) -> Text:
     return Text(status, style=styles.get(status, ""))
 
 
-def _trigger(automation: Automation) -> str:
-    key = f" {automation.trigger_key}" if automation.trigger_key else ""
-    return f"{automation.trigger_type}{key}"
-
-
-def _lifecycle(name: str, automation: str, account: str | None) -> None:
-    with open_store() as sessions, sessions.begin() as session:
-        automations = _automations(session, resolve_account(session, account).id)
-        changed: Automation = getattr(automations, name)(automation)
-        console.print(f"automation {changed.name!r} (id {changed.id}) is {changed.status}")
+def _lifecycle(action: Lifecycle, automation: str, account: str | None) -> None:
+    with open_store() as sessions:
+        changed = service.change_status(sessions, account, automation, action)
+    console.print(f"automation {changed.name!r} (id {changed.id}) is {changed.status}")
 
 
 @app.command("activate")
@@ -222,11 +223,11 @@ def start(
 ) -> None:
     """Enroll every contact of the segment now (a bulk start); the worker sends."""
     condition = _segment(segment)
-    with open_store() as sessions, sessions.begin() as session:
-        owner = resolve_account(session, account)
-        found = _automations(session, owner.id).resolve(automation)
-        started = start_bulk(session, owner.id, found.id, now=_now(), segment=condition)
-        console.print(f"started {started} contacts on automation {found.name!r} (id {found.id})")
+    with open_store() as sessions:
+        done = service.start_blast(sessions, account, automation, segment=condition)
+    console.print(
+        f"started {done.started} contacts on automation {done.name!r} (id {done.automation_id})"
+    )
 
 
 @app.command("preflight")
@@ -239,17 +240,10 @@ def preflight_command(
 ) -> None:
     """What the automation would do now: sent vs held (why), costs by country, numbers to fix."""
     condition = _segment(segment)
-    with open_store() as sessions, sessions.begin() as session:
-        owner = resolve_account(session, account)
-        report = preflight(
-            session,
-            owner.id,
-            automation,
-            segment=condition,
-            now=_now(),
-            shorteners=operator_shorteners(),
+    with open_store() as sessions:
+        report = service.preflight_automation(
+            sessions, account, automation, segment=condition, shorteners=operator_shorteners()
         )
-        session.rollback()  # reads only, and says so
     if as_json:
         sys.stdout.write(json.dumps(report.to_dict(), ensure_ascii=False) + "\n")
     else:
@@ -268,12 +262,15 @@ def send_event(
 ) -> None:
     """Record a custom event for a contact; automations listening for it start."""
     payload = _payload(data)
-    with open_store() as sessions, sessions.begin() as session:
-        owner = resolve_account(session, account)
-        found = Contacts(session, owner.id).resolve(contact)
-        started = Actions(session, owner.id, now=_now()).record_event(found.id, name, payload)
-        noun = "run" if started == 1 else "runs"
-        console.print(f"event {name!r} for contact {found.id}: {started} automation {noun} started")
+    with open_store() as sessions:
+        outcome = service.send_event(sessions, account, contact, name, payload)
+    noun = "run" if outcome.started == 1 else "runs"
+    console.print(
+        f"event {name!r} for contact {outcome.contact_id}: {outcome.started} automation "
+        f"{noun} started"
+    )
+    for reason in outcome.reasons:
+        console.print(Text(f"  {reason}", style="yellow"))
 
 
 def _payload(data: str | None) -> dict[str, Any]:

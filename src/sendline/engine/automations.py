@@ -7,7 +7,8 @@ version: new runs start on it, running contacts finish on the version they start
 Everything a user can get wrong in a definition is refused when it is saved, not when a
 contact reaches the step: an unknown personalization tag, a public link shortener
 (R10), a body too long even before personalization (R9), a condition on a field that
-does not exist. R1 is enforced when the automation is switched on: an account that may
+does not exist, branches that run into each other and loops without a wait
+(`engine/step_graph.py`). R1 is enforced when the automation is switched on: an account that may
 not send SMS cannot activate an automation that would send one.
 """
 
@@ -231,6 +232,7 @@ class Automations:
             errors += [f"step {step_id}: {e}" for e in step_errors]
             warnings += [f"step {step_id}: {w}" for w in step_warnings]
         errors += _condition_errors(definition, fields)
+        errors += definition.graph.problems()  # branches that run into each other, loops
         if errors:
             raise InvalidAutomation.listing(errors)
         refusal = account.sms_refusal()
@@ -373,7 +375,7 @@ def _condition_errors(definition: AutomationDefinition, fields: set[str]) -> lis
     conditions: list[tuple[str, Condition]] = []
     if isinstance(trigger, BulkTrigger) and trigger.segment is not None:
         conditions.append(("trigger segment", trigger.segment))
-    for step in definition.steps:
+    for step in definition.all_steps():
         if isinstance(step, IfElseStep | GoalStep):
             conditions.append((f"step {step.id}", step.condition))
         elif isinstance(step, UpdateFieldStep) and step.field.strip().upper() not in (

@@ -2,22 +2,52 @@
 
 A definition is versioned as a whole: editing an active automation stores a new version
 and running contacts finish on the version they started on, so a step list never
-changes under a contact's feet. Steps are a flat list with ids; branches (`if_else`)
-and goals jump to ids, which keeps a run's position a single string in a row.
+changes under a contact's feet. Every step has an id (numbered when omitted), which
+keeps a run's position a single string in a row. An `if_else` holds its branches as
+step lists (`then: [...]`, `else: [...]`): each branch ends where its list ends and the
+run joins the step after the `if_else`. A branch may instead jump to a step id (the
+older form, still read); `engine/step_graph.py` turns the tree into one graph.
+
+Values are bounded so a definition that saves can also run: a wait is at most 366 days,
+numbers are finite and below 10^15, texts and lists have maximum lengths.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, time, timedelta, tzinfo
-from typing import Annotated, Any, Literal, Union
+from functools import cached_property
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from sendline.engine.condition_models import (
+    MAX_NUMBER,
+    AllCondition,
+    AnyCondition,
+    Condition,
+    ConsentCondition,
+    FieldCondition,
+    LastMessageCondition,
+    ListCondition,
+    Name,
+    NotCondition,
+    RepliedCondition,
+    Strict,
+    TagCondition,
+)
+from sendline.engine.step_ids import describe, numbered
 from sendline.errors import SendlineError
+
+if TYPE_CHECKING:
+    from sendline.engine.step_graph import StepGraph
+
+MAX_WAIT = timedelta(days=366)  # a longer wait is a mistake (or an overflow in the worker)
+MAX_STEPS = 500  # every step of a definition, branches included
+StepId = Annotated[str, Field(min_length=1, max_length=100)]  # automation_runs.step_id
 
 
 class InvalidAutomation(SendlineError):
@@ -34,101 +64,38 @@ class InvalidAutomation(SendlineError):
         return cls("; ".join(problems), problems=problems)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-# ---- conditions (used by if_else, goal and bulk segments) ---------------------------
-
-FieldOp = Literal["eq", "ne", "contains", "gt", "gte", "lt", "lte", "empty", "not_empty"]
-
-
-class FieldCondition(_Strict):
-    field: str
-    op: FieldOp = "eq"
-    value: str | float | None = None
-
-
-class TagCondition(_Strict):
-    tag: str
-    present: bool = True
-
-
-class ListCondition(_Strict):
-    list: str
-    member: bool = True
-
-
-class ConsentCondition(_Strict):
-    consent: Literal["opted_in", "opted_out", "none"]
-
-
-class LastMessageCondition(_Strict):
-    last_message_status: Literal[
-        "queued", "sent", "delivered", "undelivered", "failed", "held", "canceled"
-    ]
-
-
-class RepliedCondition(_Strict):
-    replied: bool = True
-
-
-class AllCondition(_Strict):
-    all: list[Condition]
-
-
-class AnyCondition(_Strict):
-    any: list[Condition]
-
-
-class NotCondition(_Strict):
-    not_: Condition = Field(alias="not")
-
-
-Condition = Union[  # noqa: UP007 - a recursive alias needs the explicit Union
-    FieldCondition,
-    TagCondition,
-    ListCondition,
-    ConsentCondition,
-    LastMessageCondition,
-    RepliedCondition,
-    AllCondition,
-    AnyCondition,
-    NotCondition,
-]
-
 # ---- triggers ------------------------------------------------------------------------
 
 
-class ListSubscribedTrigger(_Strict):
+class ListSubscribedTrigger(Strict):
     type: Literal["list_subscribed"]
-    list: str
+    list: Name
 
 
-class TagAddedTrigger(_Strict):
+class TagAddedTrigger(Strict):
     type: Literal["tag_added"]
-    tag: str
+    tag: Name
 
 
-class FieldChangedTrigger(_Strict):
+class FieldChangedTrigger(Strict):
     type: Literal["field_changed"]
-    field: str
-    to: str | None = None  # only when the new value equals this
+    field: Name
+    to: Name | None = None  # only when the new value equals this
 
 
-class EventTrigger(_Strict):
+class EventTrigger(Strict):
     type: Literal["event"]
-    name: str
+    name: Name
 
 
-class ReplyTrigger(_Strict):
+class ReplyTrigger(Strict):
     type: Literal["reply"]
-    keyword: str | None = None  # None: any reply that is not an opt-out/help keyword
+    keyword: Name | None = None  # None: any reply that is not an opt-out/help keyword
 
 
-class DateTrigger(_Strict):
+class DateTrigger(Strict):
     type: Literal["date"]
-    field: str
+    field: Name
     offset_days: int = Field(0, ge=-366, le=366)  # negative: before the date
     at: str = "09:00"  # local time in the contact's zone
     every_year: bool = False  # True: the anniversary (birthdays), not the date itself
@@ -139,7 +106,7 @@ class DateTrigger(_Strict):
         return _check_time(value)
 
 
-class BulkTrigger(_Strict):
+class BulkTrigger(Strict):
     type: Literal["bulk"]
     segment: Condition | None = None  # None: every contact of the account
 
@@ -163,8 +130,8 @@ Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 _WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 
 
-class _Step(_Strict):
-    id: str | None = None
+class _Step(Strict):
+    id: StepId | None = None
 
 
 class SendSmsStep(_Step):
@@ -174,9 +141,9 @@ class SendSmsStep(_Step):
 
 class WaitStep(_Step):
     type: Literal["wait"]
-    duration: str | None = None  # "30m", "2h", "3d", "1w"
-    until_time: str | None = None  # "10:00" in the contact's zone
-    weekdays: list[Weekday] | None = None  # with until_time: only on these days
+    duration: str | None = Field(None, description="30s, 30m, 2h, 3d or 1w; at most 366 days")
+    until_time: str | None = Field(None, description="HH:MM in the contact's zone")
+    weekdays: list[Weekday] | None = Field(None, max_length=7)  # with until_time: these days
 
     @model_validator(mode="after")
     def _one_kind(self) -> WaitStep:
@@ -184,11 +151,18 @@ class WaitStep(_Step):
             raise ValueError("a wait needs exactly one of duration or until_time")
         if self.duration is not None and not _DURATION.match(self.duration):
             raise ValueError(f"duration {self.duration!r} is not like 30m, 2h, 3d or 1w")
+        if self.duration is not None and self._too_long():
+            raise ValueError(f"duration {self.duration!r} is longer than the maximum, 366 days")
         if self.until_time is not None:
             _check_time(self.until_time)
         if self.weekdays is not None and self.until_time is None:
             raise ValueError("weekdays go with until_time")
         return self
+
+    def _too_long(self) -> bool:
+        digits = (_DURATION.match(self.duration or "") or ["", ""])[1]
+        # More digits than 366 days in seconds has: too long, without computing it.
+        return len(digits.lstrip("0")) > 8 or self.delay() > MAX_WAIT
 
     def delay(self) -> timedelta:
         match = _DURATION.match(self.duration or "")
@@ -212,37 +186,49 @@ class WaitStep(_Step):
         raise AssertionError("a week always holds an allowed day")  # pragma: no cover
 
 
+# A branch: the steps it runs, then the join (the step after the if_else); or the id of
+# a step to jump to (and go on from there, through whatever follows it).
+Branch = Union[list["Step"], StepId, None]  # noqa: UP007 - a recursive alias
+_BRANCH = "steps (the run then joins the step after the if_else), or a step id to jump to"
+
+
 class IfElseStep(_Step):
     type: Literal["if_else"]
     condition: Condition
-    then: str | None = None  # step id; None: the next step
-    else_: str | None = Field(None, alias="else")
+    then: Branch = Field(None, description=_BRANCH)
+    else_: Branch = Field(None, alias="else", description=_BRANCH)
+
+    def branches(self) -> Iterator[tuple[str, list[Step]]]:
+        """The branches written as step lists (not the jumps)."""
+        for label, branch in (("then", self.then), ("else", self.else_)):
+            if isinstance(branch, list):
+                yield label, branch
 
 
 class AddTagStep(_Step):
     type: Literal["add_tag"]
-    tag: str
+    tag: Name
 
 
 class RemoveTagStep(_Step):
     type: Literal["remove_tag"]
-    tag: str
+    tag: Name
 
 
 class UpdateFieldStep(_Step):
     type: Literal["update_field"]
-    field: str
-    value: str | None
+    field: Name
+    value: Annotated[str, Field(max_length=1000)] | None
 
 
 class SubscribeStep(_Step):
     type: Literal["subscribe"]
-    list: str
+    list: Name
 
 
 class UnsubscribeStep(_Step):
     type: Literal["unsubscribe"]
-    list: str
+    list: Name
 
 
 class GoalStep(_Step):
@@ -272,45 +258,72 @@ Step = Annotated[
 ]
 
 
-class AutomationDefinition(_Strict):
+class AutomationDefinition(Strict):
     name: str = Field(min_length=1, max_length=200)
     trigger: Trigger
     reentry: Literal["once", "always"] = "once"
-    steps: list[Step] = Field(min_length=1, max_length=500)
+    # Order and shipping texts: no marketing quiet hours nor frequency cap; consent and
+    # the STOP clause still apply (issue 12 #10). A blast (bulk trigger) never is.
+    transactional: bool = Field(False, description="no quiet hours, no frequency cap")
+    steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
 
     @model_validator(mode="before")
     @classmethod
     def _number_steps(cls, data: Any) -> Any:
-        # Steps without an id get "step-N" (1-based), so every position is addressable.
+        # Steps without an id get "step-N" (1-based), branch steps "<if_else id>.then-N",
+        # so every position is addressable and the top level keeps its old numbering.
         if isinstance(data, dict) and isinstance(data.get("steps"), list):
-            steps = [
-                {**s, "id": s.get("id") or f"step-{i}"} if isinstance(s, dict) else s
-                for i, s in enumerate(data["steps"], start=1)
-            ]
-            data = {**data, "steps": steps}
+            data = {**data, "steps": numbered(data["steps"])}
         return data
 
     @model_validator(mode="after")
     def _targets_exist(self) -> AutomationDefinition:
-        ids = [s.id for s in self.steps]
+        ids = [s.id for s in self.all_steps()]
+        if len(ids) > MAX_STEPS:
+            raise ValueError(f"{len(ids)} steps: at most {MAX_STEPS}, branches included")
         duplicates = sorted({i for i in ids if ids.count(i) > 1 and i is not None})
         if duplicates:
             raise ValueError(f"duplicate step ids: {', '.join(duplicates)}")
-        for step in self.steps:
+        for step in self.all_steps():
             if isinstance(step, IfElseStep):
                 for target in (step.then, step.else_):
-                    if target is not None and target not in ids:
+                    if isinstance(target, str) and target not in ids:
                         raise ValueError(f"step {step.id} jumps to unknown step {target!r}")
+        if self.transactional and isinstance(self.trigger, BulkTrigger):
+            raise ValueError(
+                "a bulk (blast) automation cannot be transactional: transactional texts "
+                "answer one contact's own event (an order, a shipment)"
+            )
         return self
 
+    def all_steps(self) -> Iterator[Step]:
+        """Every step, branches included, in reading order."""
+        return _walk(self.steps)
+
+    @cached_property
+    def graph(self) -> StepGraph:
+        """Where each step leads (built once per definition; definitions are cached)."""
+        from sendline.engine.step_graph import StepGraph  # the graph module reads this one
+
+        return StepGraph(self.steps)
+
     def index_of(self, step_id: str) -> int:
+        """The position of a top-level step."""
         for index, step in enumerate(self.steps):
             if step.id == step_id:
                 return index
         raise KeyError(step_id)
 
     def sms_bodies(self) -> list[tuple[str, str]]:
-        return [(s.id or "", s.body) for s in self.steps if isinstance(s, SendSmsStep)]
+        return [(s.id or "", s.body) for s in self.all_steps() if isinstance(s, SendSmsStep)]
+
+
+def _walk(steps: Sequence[Step]) -> Iterator[Step]:
+    for step in steps:
+        yield step
+        if isinstance(step, IfElseStep):
+            for _, branch in step.branches():
+                yield from _walk(branch)
 
 
 def _check_time(value: str) -> str:
@@ -335,25 +348,29 @@ def definition_from_data(data: Any) -> AutomationDefinition:
     try:
         return AutomationDefinition.model_validate(data)
     except ValidationError as exc:
-        raise InvalidAutomation.listing(_describe(exc)) from None
-
-
-def _describe(exc: ValidationError) -> list[str]:
-    parts = []
-    for error in exc.errors()[:5]:
-        where = ".".join(str(p) for p in error["loc"]) or "definition"
-        parts.append(f"{where}: {error['msg']}")
-    return parts
+        raise InvalidAutomation.listing(describe(exc, data)) from None
 
 
 def definition_to_json(definition: AutomationDefinition) -> str:
     return json.dumps(definition.model_dump(mode="json", by_alias=True, exclude_none=True))
 
 
-AllCondition.model_rebuild()
-AnyCondition.model_rebuild()
-NotCondition.model_rebuild()
 BulkTrigger.model_rebuild()
 IfElseStep.model_rebuild()
 GoalStep.model_rebuild()
 AutomationDefinition.model_rebuild()
+
+# The conditions live in engine/condition_models.py; importers find them here too.
+__all__ = [
+    "MAX_NUMBER",
+    "AllCondition",
+    "AnyCondition",
+    "Condition",
+    "ConsentCondition",
+    "FieldCondition",
+    "LastMessageCondition",
+    "ListCondition",
+    "NotCondition",
+    "RepliedCondition",
+    "TagCondition",
+]

@@ -89,6 +89,7 @@ class SmsRequest:
     step_id: str | None = None
     idempotency_key: str | None = None
     event: Mapping[str, Any] | None = None  # payload of a custom-event trigger
+    transactional: bool = False  # skips quiet hours and the frequency cap (issue 12 #10)
 
 
 class Pipeline:

@@ -258,9 +258,8 @@ class Runner:
     def _step(self, batch: _Batch, run: RunState, definition: AutomationDefinition) -> bool:
         """Run the step at the run's position; False when the run waits or ended."""
         assert run.step_id is not None
-        index = definition.index_of(run.step_id)
-        step = definition.steps[index]
-        following = _next_id(definition, index)
+        node = definition.graph.node(run.step_id)
+        step, following = node.step, node.next
         done, run.steps_done = run.steps_done, run.steps_done + 1
         contact = batch.contacts[run.contact_id]
         if isinstance(step, SendSmsStep):
@@ -271,6 +270,7 @@ class Runner:
                 step_id=step.id,
                 idempotency_key=f"run:{run.id}:{done}",
                 event=run.context.get("event"),
+                transactional=definition.transactional,
             )
             batch.sends.append((run.account_id, contact, request))
         elif isinstance(step, WaitStep):
@@ -278,8 +278,8 @@ class Runner:
             run.wait_until = run.due_at = step.ends_at(batch.now, local_zone(contact.time_zone))
             return False
         elif isinstance(step, IfElseStep):
-            target = step.then if _holds(batch, run, step) else step.else_
-            run.step_id = target or following
+            # A branch's steps, then the join; or where its jump says (engine/step_graph.py).
+            run.step_id = definition.graph.entry(node, _holds(batch, run, step))
             return True
         elif isinstance(step, GoalStep):
             return _at_goal(batch, run, step, following)
@@ -329,16 +329,11 @@ def _at_goal(batch: _Batch, run: RunState, step: GoalStep, following: str | None
 
 def _reach_goal(batch: _Batch, run: RunState, definition: AutomationDefinition) -> bool:
     """Jump past the furthest goal ahead of the run whose condition holds, if any."""
-    position = definition.index_of(run.step_id) if run.step_id else len(definition.steps)
-    for index in range(len(definition.steps) - 1, position - 1, -1):
-        goal = definition.steps[index]
-        if isinstance(goal, GoalStep) and _holds(batch, run, goal):
-            run.step_id = _next_id(definition, index)
+    for goal in definition.graph.goals_ahead(run.step_id):
+        assert isinstance(goal.step, GoalStep)
+        if _holds(batch, run, goal.step):
+            run.step_id = goal.next
             run.steps_done += 1
             run.wait_until = None
             return True
     return False
-
-
-def _next_id(definition: AutomationDefinition, index: int) -> str | None:
-    return definition.steps[index + 1].id if index + 1 < len(definition.steps) else None

@@ -67,14 +67,14 @@ def on_list_subscribed(
     depth: int = 0,
 ) -> int:
     """Enroll a contact who just joined a list; returns the runs created."""
-    found = _listening(session, account_id, "list_subscribed", list_name.strip())
+    found = listening(session, account_id, "list_subscribed", list_name.strip())
     return _enroll_each(session, found, contact_id, now=now, depth=depth)
 
 
 def on_tag_added(
     session: Session, account_id: int, contact_id: int, tag: str, *, now: datetime, depth: int = 0
 ) -> int:
-    found = _listening(session, account_id, "tag_added", tag.strip())
+    found = listening(session, account_id, "tag_added", tag.strip())
     return _enroll_each(session, found, contact_id, now=now, depth=depth)
 
 
@@ -91,7 +91,7 @@ def on_field_changed(
     """A field changed to `value`; triggers with `to` fire only on that value."""
     found = [
         (automation, definition)
-        for automation, definition in _listening(
+        for automation, definition in listening(
             session, account_id, "field_changed", field.strip().upper()
         )
         if _changed_to(definition, value)
@@ -111,7 +111,7 @@ def on_event(
 ) -> int:
     """A custom event; its payload is %EVENT.KEY% in the automation's templates."""
     event = _payload(payload)
-    found = _listening(session, account_id, "event", name.strip())
+    found = listening(session, account_id, "event", name.strip())
     return _enroll_each(session, found, contact_id, now=now, depth=depth, event=event)
 
 
@@ -129,7 +129,7 @@ def on_reply(
     folded = fold_keyword(body)
     found = [
         (automation, definition)
-        for automation, definition in _listening(session, account_id, "reply", None, any_key=True)
+        for automation, definition in listening(session, account_id, "reply", None, any_key=True)
         if automation.trigger_key is None
         or folded == automation.trigger_key
         or folded.startswith(automation.trigger_key + " ")
@@ -149,7 +149,7 @@ def on_added_many(
     at once (a CSV import's batch): one query finds the listening automations, one batched
     insert enrolls."""
     found: dict[str | None, list[tuple[Automation, AutomationDefinition]]] = {}
-    for pair in _listening(session, account_id, trigger_type, None, any_key=True) if added else []:
+    for pair in listening(session, account_id, trigger_type, None, any_key=True) if added else []:
         found.setdefault(pair[0].trigger_key, []).append(pair)
     rows = [
         _run_row(automation, definition, contact_id, now=now, depth=0)
@@ -332,7 +332,7 @@ def _anniversary(value: date, year: int) -> date:
 # -- internals -----------------------------------------------------------------------
 
 
-def _listening(
+def listening(
     session: Session, account_id: int, trigger_type: str, key: str | None, *, any_key: bool = False
 ) -> list[tuple[Automation, AutomationDefinition]]:
     query = _LISTENING_ANY if any_key else _LISTENING
