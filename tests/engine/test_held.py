@@ -11,13 +11,14 @@ from typer.testing import CliRunner
 
 from sendline.cli import app
 from sendline.engine.held import release
-from sendline.engine.pipeline import Pipeline, SmsRequest
+from sendline.engine.pipeline import SmsRequest
 from sendline.engine.replies import queue_reply
 from sendline.store.consent import Consent
 from sendline.store.credits import Credits
 from sendline.store.engine_models import Message
 from sendline.store.models import Account
 from tests.engine.factories import NOW, assert_ledger_ok, make_account, make_contact
+from tests.engine.queueing import queue_one
 
 
 def _statuses(session: Session) -> dict[int, tuple[str, str | None]]:
@@ -29,14 +30,13 @@ def _statuses(session: Session) -> dict[int, tuple[str, str | None]]:
 def _held_world(session: Session) -> tuple[int, list[int], int]:
     """One credit for three messages (two held for credits) and one never-opted-in."""
     owner = make_account(session, credits=1)
-    pipeline = Pipeline(owner)
     request = SmsRequest("Hi %FIRSTNAME%, spring sale today")
     paid = [
-        pipeline.queue(session, make_contact(session, owner, f"+1415555{n:04d}"), request, NOW).id
+        queue_one(session, owner, make_contact(session, owner, f"+1415555{n:04d}"), request, NOW).id
         for n in (101, 102, 103)
     ]
     stranger = make_contact(session, owner, "+14155550199", consent=False)
-    refused = pipeline.queue(session, stranger, request, NOW).id
+    refused = queue_one(session, owner, stranger, request, NOW).id
     session.commit()
     return owner.id, paid, refused
 
@@ -114,13 +114,12 @@ def _held_for_credits(
 ) -> tuple[int, list[int]]:
     """`count` messages held for want of credits, to one contact each (or all to one)."""
     owner = make_account(session, credits=0, frequency_cap=frequency_cap)
-    pipeline = Pipeline(owner)
     request = SmsRequest("Hi %FIRSTNAME%, spring sale today")
     same = make_contact(session, owner)
     ids = []
     for n in range(count):
         who = same if one_contact else make_contact(session, owner, f"+1415555{n:04d}")
-        ids.append(pipeline.queue(session, who, request, NOW).id)
+        ids.append(queue_one(session, owner, who, request, NOW).id)
     session.commit()
     assert {_statuses(session)[i] for i in ids} == {("held", "insufficient_credits")}
     return owner.id, ids

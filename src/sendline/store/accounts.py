@@ -23,6 +23,7 @@ from sendline.store.models import (
     DEFAULT_OPTOUT_CLAUSE,
     DEFAULT_QUIET_END,
     DEFAULT_QUIET_START,
+    OPTOUT_CLAUSE_POLICIES,
     PRODUCT_LINES,
     TIERS,
     Account,
@@ -37,6 +38,7 @@ MAX_RATE = 1000
 SETTING_NAMES = frozenset(
     {
         "optout_clause",
+        "optout_clause_policy",
         "optout_language",
         "help_text",
         "max_segments",
@@ -217,6 +219,7 @@ def _rates(value: Any) -> dict[str, int]:
 
 _CHECKS: dict[str, Any] = {
     "optout_clause": _text("opt-out clause", 160),
+    "optout_clause_policy": lambda v: _choice("clause policy", str(v), OPTOUT_CLAUSE_POLICIES),
     "optout_language": _language,
     "help_text": _text("help text", 320),
     "max_segments": _int_between("max segments per message", 1, 10),
