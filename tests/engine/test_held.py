@@ -163,3 +163,25 @@ def test_it_handles_an_id_named_twice(session: Session) -> None:
     assert [(r.message_id, r.status) for r in released] == [(only, "queued")]
     assert Credits(session, account_id).balance().reserved == 1  # reserved once
     assert_ledger_ok(session, account_id)
+
+
+def test_it_handles_releasing_an_event_message_with_its_event_values(session: Session) -> None:
+    """Issue 12 #2: held for credits, released once they are bought, an event-triggered
+    message renders %EVENT.ORDER_ID% from the event it came from (it rendered empty:
+    "order  shipped"), and sends the body `messages list` showed while it was held."""
+    owner = make_account(session, credits=0)
+    who = make_contact(session, owner)
+    request = SmsRequest("Order %EVENT.ORDER_ID% shipped", event={"order_id": "A-1042"})
+    held = queue_one(session, owner, who, request, NOW)
+    session.commit()
+    assert (held.status, held.held_reason) == ("held", "insufficient_credits")
+    assert held.event == {"order_id": "A-1042"}
+    shown = held.body
+    assert shown == "Order A-1042 shipped\nReply STOP to opt out"
+    Credits(session, owner.id).purchase(5)
+    [released] = release(session, owner, ids=[held.id], now=NOW)
+    session.commit()
+    assert released.status == "queued"
+    sent = session.get(Message, held.id, populate_existing=True)
+    assert sent is not None and sent.body == shown
+    assert_ledger_ok(session, owner.id)

@@ -82,7 +82,8 @@ def wait_reason(
         return f"retry after {error_code}: due {due_at.astimezone(UTC):%H:%M:%S} UTC"
     zone = local_zone(time_zone)
     local = due_at.astimezone(zone)
-    day = "" if local.date() == now.astimezone(zone).date() else f" on {local:%a %d %b}"
+    days = (local.date() - now.astimezone(zone).date()).days
+    day = {0: "", 1: " tomorrow"}.get(days, f" on {local:%a %d %b}")
     return f"quiet hours until {local:%H:%M}{day} ({zone.key})"
 
 

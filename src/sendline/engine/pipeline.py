@@ -7,6 +7,11 @@ opt-out clause appended when missing (R11) -> length within the account's max se
 the next window, not held). A message that fails a check is stored `held` with its
 reason and a sentence for people: nothing is silently dropped, and a held message can
 be released once its cause is fixed (`engine/held.py`, with these same checks).
+
+`Pipeline.check_batch` is that order, once: the blast (`queue_many`), a release and
+preflight (with a dry-run reserver) all call it. A transactional message (order,
+shipping) skips the cap and quiet hours; the account's clause policy may leave the
+clause out for a contact who had it within 30 days (R11).
 """
 
 from __future__ import annotations
@@ -21,13 +26,13 @@ from sqlalchemy.orm import Session
 
 from sendline.engine.facts import Recipient
 from sendline.engine.frequency import recent_clauses, recent_counts
+from sendline.engine.verdicts import NO_CREDITS, Checked, Draft, DryRun, Hold, Reserve
 from sendline.engine.zones import Zones, ringing_zones
 from sendline.rulebook import packaged_shorteners
 from sendline.sms.check import MessageCheck, MessageRules, check_message
 from sendline.sms.links import ShortenerList
 from sendline.sms.schedule import next_send_time
 from sendline.sms.templates import Template, TemplateError
-from sendline.store.credit_values import Share
 from sendline.store.credits import Credits
 from sendline.store.engine_models import Message
 from sendline.store.ids import allocate_ids
@@ -36,6 +41,18 @@ from sendline.store.rows import insert_rows
 from sendline.store.sets import among
 
 _MESSAGES = cast(Table, Message.__table__)
+# What a check decides lives in engine/verdicts.py; named here too, where callers look.
+__all__ = [
+    "HOLD_REASONS",
+    "NO_CREDITS",
+    "Checked",
+    "Draft",
+    "DryRun",
+    "Hold",
+    "Pipeline",
+    "SmsRequest",
+    "hold",
+]
 
 HOLD_REASONS = (
     "sms_not_in_plan",
@@ -59,27 +76,6 @@ _PHONE_DETAIL = {
     "+country code (E.164); US numbers need the area code",
     "landline": "the default phone is a landline, which cannot receive SMS",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Hold:
-    reason: str
-    detail: str
-
-
-# A message that passed every check but the balance (R3), in a batch.
-NO_CREDITS = Hold("insufficient_credits", "the account has no credits left for this message")
-
-
-@dataclass(frozen=True, slots=True)
-class Draft:
-    """A message that passed the content checks: what would be sent, and its cost."""
-
-    body: str
-    encoding: str
-    segments: int
-    credits: int
-    clause: bool = True  # the body carries opt-out instructions (R11)
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,65 +341,6 @@ class Pipeline:
             return _cap_hold(self.account.frequency_cap)
         counts[contact_id] = counts.get(contact_id, 0) + 1
         return outcome
-
-
-@dataclass(frozen=True, slots=True)
-class Checked:
-    """One message's way through `check_batch`: queued (`verdict` is its Draft, with its
-    credits' share and due time) or held (`verdict` is the Hold). `draft` is what it
-    renders to, kept when it is held at the cap or for credits: the body people see in
-    `messages list` is the body a release sends (unless the contact changed since)."""
-
-    verdict: Draft | Hold
-    draft: Draft | None = None
-    share: Share | None = None
-    due_at: datetime | None = None
-
-    def columns(self) -> dict[str, Any]:
-        """The message's columns this outcome decides (every outcome the same keys)."""
-        draft, share, verdict = self.draft, self.share, self.verdict
-        row: dict[str, Any] = {
-            "body": draft.body if draft else None,
-            "encoding": draft.encoding if draft else None,
-            "segments": draft.segments if draft else 0,
-            "credits": draft.credits if draft else 0,
-            "clause_included": draft.clause if draft else False,
-            "reservation_id": share.reservation_id if share else None,
-            "credits_free": share.free if share else 0,
-            "due_at": self.due_at,
-        }
-        if isinstance(verdict, Hold):
-            return row | {"status": "held", "held_reason": verdict.reason, "detail": verdict.detail}
-        return row | {"status": "queued", "held_reason": None, "detail": None}
-
-
-Reserve = Callable[[list[tuple[int, int]]], list[Share | None]]
-
-
-class DryRun:
-    """A reserver that counts against the balance and writes nothing (preflight): the
-    same first-fit order as the credits store's `reserve_many`, a message the balance
-    cannot cover held and the next ones still tried."""
-
-    def __init__(self, available: int) -> None:
-        self.available = available
-        self.reserved = 0
-        self.short: dict[int, str] = {}  # ref -> why the balance did not cover it
-
-    def __call__(self, wanted: list[tuple[int, int]]) -> list[Share | None]:
-        shares: list[Share | None] = []
-        for ref, amount in wanted:
-            left = self.available - self.reserved
-            if amount > left:
-                self.short[ref] = f"{amount} credits needed, {left} left"
-                shares.append(None)
-                continue
-            self.reserved += amount
-            shares.append(_DRY_SHARE)
-        return shares
-
-
-_DRY_SHARE = Share(reservation_id=0, free=0)
 
 
 def _cap_hold(cap: int) -> Hold:

@@ -2,9 +2,10 @@
 
 For every contact the automation would reach now (its bulk segment, the list's members,
 the tag's holders, or every contact for other triggers), the first `send_sms` step goes
-through the send pipeline's own checks (`Pipeline.draft`: plan, consent, phone, template,
-shortener, clause, length), then the frequency cap and a running credits total against
-the balance, in the order the runner would queue them. Nothing is written: it answers
+through the send pipeline's own checks in their one order (`Pipeline.check_batch`: plan,
+consent, phone, template, shortener, clause, length, frequency cap, credits, quiet hours)
+as the runner would queue them, with a `DryRun` reserver that counts the credits against
+the balance. Nothing is written: it answers
 "how many would be sent, how many held and why, what it costs per country, how many wait
 for quiet hours to end, and which numbers to fix" while there is still time to fix them.
 Later SMS steps get the content checks only (who reaches them depends on waits/branches).
