@@ -12,8 +12,13 @@ from rich.table import Table
 
 from sendline.cli.common import console
 from sendline.cli.db import AccountOption, guarded, open_store, operator_shorteners
-from sendline.engine.held import MAX_RELEASE
-from sendline.services.messages import MessageLine, Released, list_messages, release_held
+from sendline.services.messages import (
+    MAX_RELEASE,
+    MessageLine,
+    Released,
+    list_messages,
+    release_held,
+)
 
 app = typer.Typer(help="Messages: list them, release held ones.", no_args_is_help=True)
 

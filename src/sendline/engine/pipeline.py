@@ -220,7 +220,11 @@ class Pipeline:
         clause policy (only under "every 30 days"), one for the frequency counts, one
         reservation for the batch. Transactional items skip the cap and quiet hours."""
         given = self._clauses_given(session, items, now)
-        drafts = [self.draft(c, r.template, r.event, clause=c.id not in given) for c, r in items]
+        draft = self.draft
+        if given:
+            drafts = [draft(c, r.template, r.event, clause=c.id not in given) for c, r in items]
+        else:  # the default policy: every message gets the clause
+            drafts = [draft(c, r.template, r.event) for c, r in items]
         counted = [
             c.id
             for (c, r), d in zip(items, drafts, strict=True)
@@ -237,17 +241,18 @@ class Pipeline:
         shares = iter(reserve(wanted) if wanted else ())
         windows: dict[Zones, datetime] = {}
         checked: list[Checked] = []
-        for (contact, request), draft, verdict in zip(items, drafts, verdicts, strict=True):
-            kept = draft if isinstance(draft, Draft) else None
+        due_at, add = self.due_at, checked.append
+        for (contact, request), drafted, verdict in zip(items, drafts, verdicts, strict=True):
+            kept = drafted if isinstance(drafted, Draft) else None
             if isinstance(verdict, Hold):
-                checked.append(Checked(verdict, kept))
+                add(Checked(verdict, kept))
                 continue
             share = next(shares)
             if share is None:
-                checked.append(Checked(NO_CREDITS, kept))
+                add(Checked(NO_CREDITS, kept))
                 continue
-            due = now if request.transactional else self.due_at(contact, now, windows)
-            checked.append(Checked(verdict, verdict, share, due))
+            due = now if request.transactional else due_at(contact, now, windows)
+            add(Checked(verdict, verdict, share, due))
         return checked
 
     def _clauses_given(
@@ -311,24 +316,27 @@ class Pipeline:
         now: datetime,
     ) -> dict[str, Any]:
         # Every row carries every key: an executemany takes its columns from the first.
-        row: dict[str, Any] = {
-            "id": message_id,
-            "account_id": self.account.id,
-            "contact_id": contact.id,
-            "automation_id": request.automation_id,
-            "run_id": request.run_id,
-            "step_id": request.step_id,
-            "kind": "marketing",
-            "template": request.template,
-            "event": request.event,
-            "transactional": request.transactional,
-            "idempotency_key": request.idempotency_key,
-            "to_e164": contact.phone_e164,
-            "region": contact.phone_region,
-            "created_at": now,
-            "updated_at": now,
-        }
-        return row | checked.columns()
+        row = checked.columns()
+        row.update(
+            {
+                "id": message_id,
+                "account_id": self.account.id,
+                "contact_id": contact.id,
+                "automation_id": request.automation_id,
+                "run_id": request.run_id,
+                "step_id": request.step_id,
+                "kind": "marketing",
+                "template": request.template,
+                "event": request.event,
+                "transactional": request.transactional,
+                "idempotency_key": request.idempotency_key,
+                "to_e164": contact.phone_e164,
+                "region": contact.phone_region,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        return row
 
     def capped(
         self, outcome: Draft | Hold, contact_id: int, counts: dict[int, int]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sendline.store.credit_values import Share
 
@@ -32,8 +32,9 @@ class Draft:
     clause: bool = True  # the body carries opt-out instructions (R11)
 
 
-@dataclass(frozen=True, slots=True)
-class Checked:
+# A named tuple, not a dataclass: a blast makes one per message, and a tuple is the
+# cheapest object to build.
+class Checked(NamedTuple):
     """One message's way through `check_batch`: queued (`verdict` is its Draft, with its
     credits' share and due time) or held (`verdict` is the Hold). `draft` is what it
     renders to, kept when it is held at the cap or for credits: the body people see in
@@ -45,21 +46,23 @@ class Checked:
     due_at: datetime | None = None
 
     def columns(self) -> dict[str, Any]:
-        """The message's columns this outcome decides (every outcome the same keys)."""
-        draft, share, verdict = self.draft, self.share, self.verdict
-        row: dict[str, Any] = {
-            "body": draft.body if draft else None,
-            "encoding": draft.encoding if draft else None,
-            "segments": draft.segments if draft else 0,
-            "credits": draft.credits if draft else 0,
-            "clause_included": draft.clause if draft else False,
-            "reservation_id": share.reservation_id if share else None,
-            "credits_free": share.free if share else 0,
+        """The message's columns this outcome decides (every outcome the same keys), in
+        one dict literal: the blast builds one per message."""
+        draft, share = self.draft, self.share
+        held = self.verdict if isinstance(self.verdict, Hold) else None
+        return {
+            "status": "queued" if held is None else "held",
+            "held_reason": None if held is None else held.reason,
+            "detail": None if held is None else held.detail,
+            "body": None if draft is None else draft.body,
+            "encoding": None if draft is None else draft.encoding,
+            "segments": 0 if draft is None else draft.segments,
+            "credits": 0 if draft is None else draft.credits,
+            "clause_included": False if draft is None else draft.clause,
+            "reservation_id": None if share is None else share.reservation_id,
+            "credits_free": 0 if share is None else share.free,
             "due_at": self.due_at,
         }
-        if isinstance(verdict, Hold):
-            return row | {"status": "held", "held_reason": verdict.reason, "detail": verdict.detail}
-        return row | {"status": "queued", "held_reason": None, "detail": None}
 
 
 Reserve = Callable[[list[tuple[int, int]]], list[Share | None]]
