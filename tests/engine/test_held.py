@@ -6,17 +6,20 @@ from __future__ import annotations
 import json
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from sendline.cli import app
+from sendline.engine.actions import Actions
 from sendline.engine.held import release
 from sendline.engine.pipeline import SmsRequest
 from sendline.engine.replies import queue_reply
+from sendline.services.messages import release_held
 from sendline.store.consent import Consent
 from sendline.store.credits import Credits
 from sendline.store.engine_models import Message
 from sendline.store.models import Account
+from tests.engine.automation_factories import Clock, account, automation, contact, messages, runner
 from tests.engine.factories import NOW, assert_ledger_ok, make_account, make_contact
 from tests.engine.queueing import queue_one
 
@@ -184,4 +187,32 @@ def test_it_handles_releasing_an_event_message_with_its_event_values(session: Se
     assert released.status == "queued"
     sent = session.get(Message, held.id, populate_existing=True)
     assert sent is not None and sent.body == shown
+    assert_ledger_ok(session, owner.id)
+
+
+def test_it_handles_releasing_a_held_message_of_an_event_triggered_automation(
+    session: Session, session_factory: sessionmaker[Session]
+) -> None:
+    """The whole way: an `order_shipped` event starts a run, the runner's message is held
+    for credits, credits are bought, the release sends "Order A-17 shipped"."""
+    owner = account(session, credits=0, quiet_start=0, quiet_end=24 * 60)
+    automation(
+        session,
+        owner,
+        "name: Shipped\ntrigger: {type: event, name: order_shipped}\n"
+        "steps: [{type: send_sms, body: 'Order %EVENT.ORDER_ID% shipped'}]",
+    )
+    ada = contact(session, owner)
+    assert Actions(session, owner.id, now=NOW).record_event(
+        ada.id, "order_shipped", {"order_id": "A-17"}
+    )
+    session.commit()
+    runner(session_factory, Clock(NOW)).run_due()
+    [held] = messages(session)
+    assert (held.status, held.held_reason) == ("held", "insufficient_credits")
+    Credits(session, owner.id).purchase(5)
+    session.commit()
+    [released] = release_held(session_factory, owner.name, ids=[held.id], now=NOW)
+    [sent] = messages(session)
+    assert (released.status, sent.body) == ("queued", "Order A-17 shipped\nReply STOP to opt out")
     assert_ledger_ok(session, owner.id)

@@ -3,8 +3,10 @@
 A message that failed a check of the send pipeline is stored `held` with its reason
 (no credits, no consent, a public shortener...). Once the cause is fixed (credits
 bought, the contact opted in, the number corrected), releasing it runs every check
-again, in the same order, as of now: it is queued if they all pass, and otherwise
-stays held with the reason it fails on today.
+again, in the same order, as of now (`Pipeline.check_batch`, the blast's own), rendered
+from what the message was created with (its template and event payload): it is queued
+if they all pass, and otherwise stays held with the reason it fails on today. A queued
+message says why it waits (`wait_reason`).
 """
 
 from __future__ import annotations

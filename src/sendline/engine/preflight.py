@@ -147,6 +147,8 @@ def preflight(
     simulation.finish()
     if not sms:
         report.notes.append("the automation has no send_sms step: nothing would be sent")
+    if urgent:
+        report.notes.append("transactional: no quiet hours, no frequency cap (consent still)")
     return report
 
 
