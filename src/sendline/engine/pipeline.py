@@ -225,16 +225,7 @@ class Pipeline:
             drafts = [draft(c, r.template, r.event, clause=c.id not in given) for c, r in items]
         else:  # the default policy: every message gets the clause
             drafts = [draft(c, r.template, r.event) for c, r in items]
-        counted = [
-            c.id
-            for (c, r), d in zip(items, drafts, strict=True)
-            if isinstance(d, Draft) and not r.transactional
-        ]
-        counts = recent_counts(session, counted, now)
-        verdicts = [
-            d if r.transactional else self.capped(d, c.id, counts)
-            for (c, r), d in zip(items, drafts, strict=True)
-        ]
+        verdicts = self._capped_batch(session, items, drafts, now)
         wanted = [
             (ref, v.credits) for ref, v in zip(refs, verdicts, strict=True) if isinstance(v, Draft)
         ]
@@ -254,6 +245,26 @@ class Pipeline:
             due = now if request.transactional else due_at(contact, now, windows)
             add(Checked(verdict, verdict, share, due))
         return checked
+
+    def _capped_batch(
+        self,
+        session: Session,
+        items: Sequence[tuple[Recipient, SmsRequest]],
+        drafts: list[Draft | Hold],
+        now: datetime,
+    ) -> list[Draft | Hold]:
+        """R15 for a batch, the counts read in one query; transactional items are
+        neither capped nor counted (the cap is for marketing)."""
+        counted = [
+            c.id
+            for (c, r), d in zip(items, drafts, strict=True)
+            if isinstance(d, Draft) and not r.transactional
+        ]
+        counts = recent_counts(session, counted, now)
+        return [
+            d if r.transactional else self.capped(d, c.id, counts)
+            for (c, r), d in zip(items, drafts, strict=True)
+        ]
 
     def _clauses_given(
         self, session: Session, items: Sequence[tuple[Recipient, SmsRequest]], now: datetime
