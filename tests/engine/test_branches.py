@@ -185,11 +185,6 @@ SHIPPED = (
 )
 
 
-@pytest.mark.xfail(
-    reason="the pipeline honours SmsRequest.transactional in the sendchecks branch (issue 12 "
-    "#10): drop this marker once both are merged",
-    strict=False,
-)
 def test_it_sends_a_transactional_text_during_quiet_hours(
     session: Session, session_factory: sessionmaker[Session]
 ) -> None:

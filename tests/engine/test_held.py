@@ -6,18 +6,22 @@ from __future__ import annotations
 import json
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from sendline.cli import app
+from sendline.engine.actions import Actions
 from sendline.engine.held import release
-from sendline.engine.pipeline import Pipeline, SmsRequest
+from sendline.engine.pipeline import SmsRequest
 from sendline.engine.replies import queue_reply
+from sendline.services.messages import release_held
 from sendline.store.consent import Consent
 from sendline.store.credits import Credits
 from sendline.store.engine_models import Message
 from sendline.store.models import Account
+from tests.engine.automation_factories import Clock, account, automation, contact, messages, runner
 from tests.engine.factories import NOW, assert_ledger_ok, make_account, make_contact
+from tests.engine.queueing import queue_one
 
 
 def _statuses(session: Session) -> dict[int, tuple[str, str | None]]:
@@ -29,14 +33,13 @@ def _statuses(session: Session) -> dict[int, tuple[str, str | None]]:
 def _held_world(session: Session) -> tuple[int, list[int], int]:
     """One credit for three messages (two held for credits) and one never-opted-in."""
     owner = make_account(session, credits=1)
-    pipeline = Pipeline(owner)
     request = SmsRequest("Hi %FIRSTNAME%, spring sale today")
     paid = [
-        pipeline.queue(session, make_contact(session, owner, f"+1415555{n:04d}"), request, NOW).id
+        queue_one(session, owner, make_contact(session, owner, f"+1415555{n:04d}"), request, NOW).id
         for n in (101, 102, 103)
     ]
     stranger = make_contact(session, owner, "+14155550199", consent=False)
-    refused = pipeline.queue(session, stranger, request, NOW).id
+    refused = queue_one(session, owner, stranger, request, NOW).id
     session.commit()
     return owner.id, paid, refused
 
@@ -114,13 +117,12 @@ def _held_for_credits(
 ) -> tuple[int, list[int]]:
     """`count` messages held for want of credits, to one contact each (or all to one)."""
     owner = make_account(session, credits=0, frequency_cap=frequency_cap)
-    pipeline = Pipeline(owner)
     request = SmsRequest("Hi %FIRSTNAME%, spring sale today")
     same = make_contact(session, owner)
     ids = []
     for n in range(count):
         who = same if one_contact else make_contact(session, owner, f"+1415555{n:04d}")
-        ids.append(pipeline.queue(session, who, request, NOW).id)
+        ids.append(queue_one(session, owner, who, request, NOW).id)
     session.commit()
     assert {_statuses(session)[i] for i in ids} == {("held", "insufficient_credits")}
     return owner.id, ids
@@ -164,3 +166,53 @@ def test_it_handles_an_id_named_twice(session: Session) -> None:
     assert [(r.message_id, r.status) for r in released] == [(only, "queued")]
     assert Credits(session, account_id).balance().reserved == 1  # reserved once
     assert_ledger_ok(session, account_id)
+
+
+def test_it_handles_releasing_an_event_message_with_its_event_values(session: Session) -> None:
+    """Issue 12 #2: held for credits, released once they are bought, an event-triggered
+    message renders %EVENT.ORDER_ID% from the event it came from (it rendered empty:
+    "order  shipped"), and sends the body `messages list` showed while it was held."""
+    owner = make_account(session, credits=0)
+    who = make_contact(session, owner)
+    request = SmsRequest("Order %EVENT.ORDER_ID% shipped", event={"order_id": "A-1042"})
+    held = queue_one(session, owner, who, request, NOW)
+    session.commit()
+    assert (held.status, held.held_reason) == ("held", "insufficient_credits")
+    assert held.event == {"order_id": "A-1042"}
+    shown = held.body
+    assert shown == "Order A-1042 shipped\nReply STOP to opt out"
+    Credits(session, owner.id).purchase(5)
+    [released] = release(session, owner, ids=[held.id], now=NOW)
+    session.commit()
+    assert released.status == "queued"
+    sent = session.get(Message, held.id, populate_existing=True)
+    assert sent is not None and sent.body == shown
+    assert_ledger_ok(session, owner.id)
+
+
+def test_it_handles_releasing_a_held_message_of_an_event_triggered_automation(
+    session: Session, session_factory: sessionmaker[Session]
+) -> None:
+    """The whole way: an `order_shipped` event starts a run, the runner's message is held
+    for credits, credits are bought, the release sends "Order A-17 shipped"."""
+    owner = account(session, credits=0, quiet_start=0, quiet_end=24 * 60)
+    automation(
+        session,
+        owner,
+        "name: Shipped\ntrigger: {type: event, name: order_shipped}\n"
+        "steps: [{type: send_sms, body: 'Order %EVENT.ORDER_ID% shipped'}]",
+    )
+    ada = contact(session, owner)
+    assert Actions(session, owner.id, now=NOW).record_event(
+        ada.id, "order_shipped", {"order_id": "A-17"}
+    )
+    session.commit()
+    runner(session_factory, Clock(NOW)).run_due()
+    [held] = messages(session)
+    assert (held.status, held.held_reason) == ("held", "insufficient_credits")
+    Credits(session, owner.id).purchase(5)
+    session.commit()
+    [released] = release_held(session_factory, owner.name, ids=[held.id], now=NOW)
+    [sent] = messages(session)
+    assert (released.status, sent.body) == ("queued", "Order A-17 shipped\nReply STOP to opt out")
+    assert_ledger_ok(session, owner.id)

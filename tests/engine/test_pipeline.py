@@ -1,7 +1,7 @@
 """The send pipeline: each check of R1-R15 in order, each with its hold reason.
 
-Every case runs through both entry points, `queue` (one message) and `queue_many` (the
-runner's batch path), which must give the same row: same status, same reason, same body.
+Every case runs through the one entry point the runner, a release and preflight share
+(`queue_many` over `check_batch`), a batch of one here.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from sendline.store.credits import Credits
 from sendline.store.engine_models import Message
 from sendline.store.models import Account, Contact
 from tests.engine.automation_factories import account, contact
+from tests.engine.queueing import queue_one
 
 NOON = datetime(2026, 11, 25, 20, 0, tzinfo=UTC)  # 12:00 in San Francisco
 NIGHT = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)  # 23:00 in San Francisco
@@ -28,19 +29,9 @@ NIGHT = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)  # 23:00 in San Francisco
 Queue = Callable[[Session, Account, Contact, str, datetime], Message]
 
 
-def _one(session: Session, owner: Account, who: Contact, body: str, now: datetime) -> Message:
-    return Pipeline(owner).queue(session, who, SmsRequest(template=body), now)
-
-
-def _many(session: Session, owner: Account, who: Contact, body: str, now: datetime) -> Message:
-    created = Pipeline(owner).queue_many(session, [(who, SmsRequest(template=body))], now)
-    assert created == 1
-    return session.scalars(select(Message).order_by(Message.id.desc())).first()  # type: ignore[return-value]
-
-
-@pytest.fixture(params=[_one, _many], ids=["queue", "queue_many"])
-def queue(request: pytest.FixtureRequest) -> Queue:
-    return request.param  # type: ignore[no-any-return]
+@pytest.fixture
+def queue() -> Queue:
+    return queue_one
 
 
 def test_it_queues_a_lawful_message_with_its_clause_and_reserved_credits(
@@ -136,11 +127,9 @@ def test_it_never_queues_a_step_twice(session: Session) -> None:
     who = contact(session, owner)
     pipeline = Pipeline(owner)
     request = SmsRequest(template="Sale today", idempotency_key="run:1:0")
-    first = pipeline.queue(session, who, request, NOON)
-    again = pipeline.queue(session, who, request, NOON)
+    assert pipeline.queue_many(session, [(who, request)], NOON) == 1
     assert pipeline.queue_many(session, [(who, request)], NOON) == 0
     session.commit()
-    assert first.id == again.id
     assert len(session.scalars(select(Message)).all()) == 1
 
 
@@ -159,12 +148,9 @@ def test_it_caps_within_one_batch(session: Session) -> None:
 def test_it_counts_the_cap_over_a_rolling_day(session: Session) -> None:
     owner = account(session, frequency_cap=1)
     who = contact(session, owner)
-    pipeline = Pipeline(owner)
-    pipeline.queue(session, who, SmsRequest(template="One"), NOON)
-    later = pipeline.queue(session, who, SmsRequest(template="Two"), NOON + timedelta(hours=23))
-    next_day = pipeline.queue(
-        session, who, SmsRequest(template="Three"), NOON + timedelta(hours=25)
-    )
+    queue_one(session, owner, who, "One", NOON)
+    later = queue_one(session, owner, who, "Two", NOON + timedelta(hours=23))
+    next_day = queue_one(session, owner, who, "Three", NOON + timedelta(hours=25))
     session.commit()
     assert (later.held_reason, next_day.status) == ("frequency_cap", "queued")
 
@@ -172,8 +158,7 @@ def test_it_counts_the_cap_over_a_rolling_day(session: Session) -> None:
 def test_it_releases_a_held_message_once_the_cause_is_fixed(session: Session) -> None:
     owner = account(session, credits=0)
     who = contact(session, owner)
-    pipeline = Pipeline(owner)
-    message = pipeline.queue(session, who, SmsRequest(template="Sale today"), NOON)
+    message = queue_one(session, owner, who, "Sale today", NOON)
     assert message.held_reason == "insufficient_credits"
     Credits(session, owner.id).purchase(10)
     [released] = release(session, owner, ids=[message.id], now=NOON)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from sendline.engine import triggers
 from sendline.engine.definitions import Condition
 from sendline.engine.preflight import preflight
+from sendline.store.accounts import Accounts
 from sendline.store.engine_models import AutomationRun, Message
 from sendline.store.models import Account, Contact, LedgerEntry
 from tests.engine.automation_factories import account, automation, contact, define_fields
@@ -169,3 +170,35 @@ def test_it_handles_automations_without_sms(session: Session, owner: Account) ->
     report = preflight(session, owner.id, "Tag", now=EARLY)
     assert (report.audience, report.to_send, report.step_id) == (1, 0, None)
     assert any("no send_sms step" in note for note in report.notes)
+
+
+def test_it_handles_the_clause_policy_as_the_blast_does(session: Session) -> None:
+    """Preflight runs the blast's own checks (`check_batch`): a contact who had the clause
+    this month gets none (account policy "every 30 days"), so 150 characters are one
+    segment in the forecast, exactly as they will be when sent; with the clause, two."""
+    owner = account(session, max_segments=2)
+    Accounts(session).update_settings(owner.id, optout_clause_policy="every_30_days")
+    told = contact(session, owner, "+14158675301")
+    contact(session, owner, "+14158675302")  # never told: the clause, two segments
+    session.add(
+        Message(
+            account_id=owner.id,
+            contact_id=told.id,
+            kind="marketing",
+            status="delivered",
+            clause_included=True,
+            created_at=EARLY - timedelta(days=3),
+            updated_at=EARLY,
+        )
+    )
+    session.commit()
+    body = "x" * 150
+    automation(
+        session,
+        owner,
+        f"name: Long\ntrigger: {{type: bulk}}\nsteps: [{{type: send_sms, body: '{body}'}}]",
+    )
+    before = _rows(session)
+    report = preflight(session, owner.id, "Long", now=EARLY)
+    assert (report.to_send, report.held, report.segments) == (2, {}, 1 + 2)
+    assert _rows(session) == before  # nothing written

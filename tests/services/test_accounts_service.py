@@ -44,6 +44,7 @@ def test_it_handles_every_setting_of_the_table(sessions: sessionmaker[Session]) 
         "max-segments": "3",
         "optout-clause": "Text STOP to end",
         "optout-language": "fr",
+        "optout-clause-policy": "every_30_days",
         "help-text": "Acme: help at acme.test. Reply STOP to opt out.",
         "rate": ["GB=2", "FR=3"],
     }
@@ -62,6 +63,7 @@ def test_it_handles_every_setting_of_the_table(sessions: sessionmaker[Session]) 
         3,
     )
     assert (view.optout_clause, view.optout_language) == ("Text STOP to end", "fr")
+    assert view.optout_clause_policy == "every_30_days"
     assert view.credit_rates == {"default": 1, "GB": 2, "FR": 3}
     assert show_account(sessions, "Acme") == view
     view = update_account(sessions, str(view.id), parse_changes({"quiet-hours": "09:00-20:00"}))

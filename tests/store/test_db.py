@@ -17,11 +17,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
 
 import sendline.store
 from sendline.errors import DatabaseUnavailable, PendingMigrations
-from sendline.store.accounts import Accounts
 from sendline.store.db import (
     MIGRATIONS_DIR,
     begin_immediate,
@@ -181,13 +179,18 @@ def test_it_handles_migrating_messages_in_flight_to_batch_reservations(
         with engine.begin() as conn:
             config.attributes["connection"] = conn
             command.upgrade(config, "0004")
-        with Session(engine) as session:
-            account = Accounts(session).create(
-                "Old", product_line="marketing", tier="plus", last_purchase_on=date(2022, 6, 1)
-            )
-            session.commit()
-            account_id = account.id
         with engine.begin() as conn:
+            # In SQL: the ORM's Account has the columns of later migrations too.
+            account_id = conn.execute(
+                text(
+                    "INSERT INTO accounts (name, product_line, tier, last_purchase_on, "
+                    "sms_addon, optout_clause, optout_language, help_text, max_segments, "
+                    "quiet_start, quiet_end, frequency_cap, credit_rates, created_at) "
+                    "VALUES ('Old', 'marketing', 'plus', :d, false, 'Reply STOP to opt out', "
+                    "'en', 'Help', 1, 480, 1260, 3, '{\"default\": 1}', :t) RETURNING id"
+                ),
+                {"d": date(2022, 6, 1), "t": datetime(2026, 11, 30, tzinfo=UTC)},
+            ).scalar_one()
             reserve = conn.execute(
                 text(
                     "INSERT INTO credit_ledger (account_id, kind, amount, free_delta, "

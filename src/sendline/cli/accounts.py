@@ -152,6 +152,7 @@ def _print(found: AccountView) -> None:
             f"{balance.purchased} purchased), {balance.reserved} reserved",
         ),
         ("opt-out clause", f"{found.optout_clause} [{found.optout_language}]"),
+        ("clause policy", found.optout_clause_policy),
         ("help text", found.help_text),
         ("max segments", str(found.max_segments)),
         ("sending window", found.window),

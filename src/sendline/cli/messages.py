@@ -4,16 +4,21 @@ held messages once their cause is fixed (credits bought, consent given, number f
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from sendline.cli.common import console
-from sendline.cli.db import AccountOption, guarded, open_store, operator_shorteners, resolve_account
-from sendline.engine.held import MAX_RELEASE, Released, recent_messages, release
-from sendline.store.engine_models import Message
+from sendline.cli.db import AccountOption, guarded, open_store, operator_shorteners
+from sendline.services.messages import (
+    MAX_RELEASE,
+    MessageLine,
+    Released,
+    list_messages,
+    release_held,
+)
 
 app = typer.Typer(help="Messages: list them, release held ones.", no_args_is_help=True)
 
@@ -31,10 +36,10 @@ def list_command(
     limit: Annotated[int, typer.Option(min=1, max=10_000, help="How many, newest first.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
 ) -> None:
-    """Show an account's messages, newest first, with the reason of each held one."""
-    with open_store() as sessions, sessions() as session:
-        owner = resolve_account(session, account)
-        found = recent_messages(session, owner.id, status=status, reason=reason, limit=limit)
+    """Show an account's messages, newest first: why each held one is held, and why
+    each queued one waits (quiet hours until when in the contact's zone, rate limit)."""
+    with open_store() as sessions:
+        found = list_messages(sessions, account, status=status, reason=reason, limit=limit)
     if as_json:
         console.print_json(json.dumps([_as_dict(m) for m in found]))
         return
@@ -43,8 +48,8 @@ def list_command(
         return
     table = Table("id", "created", "to", "status", "why", "body")
     for m in found:
-        why = f"{m.held_reason}: {m.detail}" if m.held_reason else (m.detail or "")
-        table.add_row(str(m.id), _when(m.created_at), m.to_e164 or "-", m.status, why, m.body)
+        why = f"{m.held_reason}: {m.detail}" if m.held_reason else (m.waiting or m.detail or "")
+        table.add_row(str(m.id), _when(m.created_at), m.to or "-", m.status, why, m.body)
     console.print(table)
 
 
@@ -59,15 +64,9 @@ def release_command(
 
     Each is queued if the checks now pass, or stays held with today's reason. All or
     nothing: one id that is not a held message of the account changes none."""
-    with open_store() as sessions, sessions.begin() as session:
-        owner = resolve_account(session, account)
-        results = release(
-            session,
-            owner,
-            ids=ids or (),
-            reason=reason,
-            now=datetime.now(UTC),
-            shorteners=operator_shorteners(),
+    with open_store() as sessions:
+        results = release_held(
+            sessions, account, ids=ids or (), reason=reason, shorteners=operator_shorteners()
         )
     if not results:
         console.print("no held messages to release")
@@ -90,15 +89,17 @@ def _when(at: datetime | None) -> str:
     return at.strftime("%Y-%m-%d %H:%M:%S") if at is not None else "-"
 
 
-def _as_dict(m: Message) -> dict[str, Any]:
+def _as_dict(m: MessageLine) -> dict[str, Any]:
     return {
         "id": m.id,
         "created_at": m.created_at.isoformat(),
-        "to": m.to_e164,
+        "to": m.to,
         "kind": m.kind,
+        "transactional": m.transactional,
         "status": m.status,
         "held_reason": m.held_reason,
         "detail": m.detail,
+        "waiting": m.waiting,
         "body": m.body,
         "segments": m.segments,
         "credits": m.credits,

@@ -88,8 +88,9 @@ _SCREEN_COLUMNS = (
     Contact.time_zone,
     Account.quiet_start,
     Account.quiet_end,
+    Message.transactional,
 )
-_UNKNOWN = (None, None, None, 0, 0)  # a row gone meanwhile: not opted in, sent nowhere
+_UNKNOWN = (None, None, None, 0, 0, False)  # a row gone meanwhile: not opted in, sent nowhere
 
 
 class WindowedProvider(Provider, Protocol):
@@ -262,12 +263,14 @@ class Dispatcher:
             refused, later = [], []
             windows: dict[tuple[Zones, int, int], datetime] = {}
             for job in jobs:
-                consent, job.sender, zone, start, end = facts.get(job.id, _UNKNOWN)
+                consent, job.sender, zone, start, end, urgent = facts.get(job.id, _UNKNOWN)
                 if job.kind == "reply":
                     continue  # transactional: an opt-out confirmation goes at once
                 if consent != "opted_in":
                     refused.append(job.id)
                     continue
+                if urgent:
+                    continue  # an order or shipping text: quiet hours are for marketing
                 due = windows.get(key := (ringing_zones(job.to, zone), start, end))
                 if due is None:  # numbers sharing zones and window share the answer
                     due = windows[key] = next_send_time(now, *key)

@@ -3,29 +3,30 @@
 A message that failed a check of the send pipeline is stored `held` with its reason
 (no credits, no consent, a public shortener...). Once the cause is fixed (credits
 bought, the contact opted in, the number corrected), releasing it runs every check
-again, in the same order, as of now: it is queued if they all pass, and otherwise
-stays held with the reason it fails on today.
+again, in the same order, as of now (`Pipeline.check_batch`, the blast's own), rendered
+from what the message was created with (its template and event payload): it is queued
+if they all pass, and otherwise stays held with the reason it fails on today. A queued
+message says why it waits (`wait_reason`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from sendline.engine.dispatcher import PACED
 from sendline.engine.facts import ContactFacts, load_facts
-from sendline.engine.frequency import recent_counts
-from sendline.engine.pipeline import HOLD_REASONS, NO_CREDITS, Draft, Hold, Pipeline
+from sendline.engine.pipeline import HOLD_REASONS, Pipeline, SmsRequest
 from sendline.engine.replies import settle_reply
-from sendline.engine.zones import Zones
+from sendline.engine.zones import local_zone
 from sendline.errors import InvalidInput, NotFound
 from sendline.sms.links import ShortenerList
-from sendline.store.credit_values import Share
 from sendline.store.credits import Credits
 from sendline.store.engine_models import MESSAGE_STATUSES, Message
 from sendline.store.ids import is_id
@@ -61,6 +62,32 @@ def recent_messages(
     if reason is not None:
         query = query.where(Message.held_reason == _known(reason, HOLD_REASONS, "reason"))
     return list(session.scalars(query.order_by(Message.id.desc()).limit(limit)))
+
+
+def wait_reason(
+    status: str,
+    due_at: datetime | None,
+    detail: str | None,
+    error_code: str | None,
+    time_zone: str | None,
+    now: datetime,
+) -> str | None:
+    """Why a queued message has not gone yet, from its row alone (None unless queued):
+    due now, the sender's rate limit, a retry's backoff, or quiet hours (R14) until a
+    time given in the contact's own zone, where the user's question comes from."""
+    if status != "queued":
+        return None
+    if due_at is None or due_at <= now:
+        return "due now"
+    if detail == PACED:
+        return f"rate limit: due {due_at.astimezone(UTC):%H:%M:%S} UTC"
+    if error_code is not None:
+        return f"retry after {error_code}: due {due_at.astimezone(UTC):%H:%M:%S} UTC"
+    zone = local_zone(time_zone)
+    local = due_at.astimezone(zone)
+    days = (local.date() - now.astimezone(zone).date()).days
+    day = {0: "", 1: " tomorrow"}.get(days, f" on {local:%a %d %b}")
+    return f"quiet hours until {local:%H:%M}{day} ({zone.key})"
 
 
 def release(
@@ -135,67 +162,30 @@ def held_message(session: Session, account_id: int, message_id: int) -> Message:
 def _release_marketing(
     session: Session, pipeline: Pipeline, messages: Sequence[Message], now: datetime
 ) -> None:
-    """The pipeline's checks for many held messages at once, as a blast queues its
-    messages: the contacts read in one query, the frequency counts in one, the credits
-    reserved in one batch, the rows written in one statement (a release is often
-    thousands: everything held for want of credits, once credits are bought)."""
+    """The pipeline's checks (`check_batch`, as a blast queues its messages) for many
+    held messages at once: the contacts read in one query, the rows written in one
+    statement (a release is often thousands: everything held for want of credits, once
+    credits are bought). Each renders from what it was created with: its template and
+    its event's payload. A held message holds no reservation: each gets its first."""
     pairs = _with_contacts(session, messages)
-    outcomes = [pipeline.draft(contact, message.template or "") for message, contact in pairs]
-    drafted = [c.id for (_, c), o in zip(pairs, outcomes, strict=True) if isinstance(o, Draft)]
-    counts = recent_counts(session, drafted, now)  # held messages are not counted (R15)
-    verdicts = [
-        pipeline.capped(outcome, contact.id, counts)
-        for (_, contact), outcome in zip(pairs, outcomes, strict=True)
+    items = [(contact, _request(message)) for message, contact in pairs]
+    reserve = Credits(session, pipeline.account.id).reserve_many
+    checked = pipeline.check_batch(session, items, [m.id for m in messages], now, reserve)
+    rows = [
+        {"id": message.id, "to_e164": contact.phone_e164, "region": contact.phone_region}
+        | outcome.columns()
+        | {"updated_at": now}
+        for (message, contact), outcome in zip(pairs, checked, strict=True)
     ]
-    # R3, in order. A held message holds no reservation: each gets its first.
-    wanted = [
-        (message.id, verdict.credits)
-        for (message, _), verdict in zip(pairs, verdicts, strict=True)
-        if isinstance(verdict, Draft)
-    ]
-    credits = Credits(session, pipeline.account.id)
-    reserved = iter(credits.reserve_many(wanted) if wanted else [])
-    windows: dict[Zones, datetime] = {}
-    rows = []
-    for (message, contact), verdict in zip(pairs, verdicts, strict=True):
-        share = next(reserved) if isinstance(verdict, Draft) else None
-        due_at = pipeline.due_at(contact, now, windows) if share is not None else None
-        rows.append(_row(message, contact, verdict, share, due_at) | {"updated_at": now})
     _write(session, messages, rows)
 
 
-def _row(
-    message: Message,
-    contact: ContactFacts,
-    verdict: Draft | Hold,
-    share: Share | None,
-    due_at: datetime | None,
-) -> dict[str, Any]:
-    """A released message's new columns (every row the same keys: one statement)."""
-    row: dict[str, Any] = {
-        "id": message.id,
-        "to_e164": contact.phone_e164,
-        "region": contact.phone_region,
-        "body": message.body,
-        "encoding": message.encoding,
-        "segments": message.segments,
-        "credits": message.credits,
-        "reservation_id": share.reservation_id if share else None,
-        "credits_free": share.free if share else 0,
-    }
-    if isinstance(verdict, Draft):
-        row |= {"body": verdict.body, "encoding": verdict.encoding}
-        row |= {"segments": verdict.segments, "credits": verdict.credits}
-        if share is None:
-            verdict = NO_CREDITS
-    if isinstance(verdict, Hold):
-        return row | {
-            "status": "held",
-            "held_reason": verdict.reason,
-            "detail": verdict.detail,
-            "due_at": None,
-        }
-    return row | {"status": "queued", "held_reason": None, "detail": None, "due_at": due_at}
+def _request(message: Message) -> SmsRequest:
+    return SmsRequest(
+        template=message.template or "",
+        event=message.event,
+        transactional=message.transactional,
+    )
 
 
 def _with_contacts(

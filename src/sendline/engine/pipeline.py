@@ -7,6 +7,11 @@ opt-out clause appended when missing (R11) -> length within the account's max se
 the next window, not held). A message that fails a check is stored `held` with its
 reason and a sentence for people: nothing is silently dropped, and a held message can
 be released once its cause is fixed (`engine/held.py`, with these same checks).
+
+`Pipeline.check_batch` is that order, once: the blast (`queue_many`), a release and
+preflight (with a dry-run reserver) all call it. A transactional message (order,
+shipping) skips the cap and quiet hours; the account's clause policy may leave the
+clause out for a contact who had it within 30 days (R11).
 """
 
 from __future__ import annotations
@@ -20,11 +25,11 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from sendline.engine.facts import Recipient
-from sendline.engine.frequency import recent_counts
+from sendline.engine.frequency import recent_clauses, recent_counts
+from sendline.engine.verdicts import NO_CREDITS, Checked, Draft, DryRun, Hold, Reserve
 from sendline.engine.zones import Zones, ringing_zones
-from sendline.errors import InsufficientCredits
 from sendline.rulebook import packaged_shorteners
-from sendline.sms.check import MessageRules, check_message
+from sendline.sms.check import MessageCheck, MessageRules, check_message
 from sendline.sms.links import ShortenerList
 from sendline.sms.schedule import next_send_time
 from sendline.sms.templates import Template, TemplateError
@@ -36,6 +41,18 @@ from sendline.store.rows import insert_rows
 from sendline.store.sets import among
 
 _MESSAGES = cast(Table, Message.__table__)
+# What a check decides lives in engine/verdicts.py; named here too, where callers look.
+__all__ = [
+    "HOLD_REASONS",
+    "NO_CREDITS",
+    "Checked",
+    "Draft",
+    "DryRun",
+    "Hold",
+    "Pipeline",
+    "SmsRequest",
+    "hold",
+]
 
 HOLD_REASONS = (
     "sms_not_in_plan",
@@ -59,26 +76,6 @@ _PHONE_DETAIL = {
     "+country code (E.164); US numbers need the area code",
     "landline": "the default phone is a landline, which cannot receive SMS",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Hold:
-    reason: str
-    detail: str
-
-
-# A message that passed every check but the balance (R3), in a batch.
-NO_CREDITS = Hold("insufficient_credits", "the account has no credits left for this message")
-
-
-@dataclass(frozen=True, slots=True)
-class Draft:
-    """A message that passed the content checks: what would be sent, and its cost."""
-
-    body: str
-    encoding: str
-    segments: int
-    credits: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,9 +105,17 @@ class Pipeline:
     # -- pure checks ----------------------------------------------------------------
 
     def draft(
-        self, contact: Recipient, template: str, event: Mapping[str, Any] | None = None
+        self,
+        contact: Recipient,
+        template: str,
+        event: Mapping[str, Any] | None = None,
+        *,
+        clause: bool = True,
     ) -> Draft | Hold:
-        """R1, R4, R5-R8, template, R10, R11, R9: everything that needs no counting."""
+        """R1, R4, R5-R8, template, R10, R11, R9: everything that needs no counting.
+
+        `clause=False`: the contact had the clause within 30 days and the account's
+        policy is "every 30 days" (R11): it is not appended, and R9 counts without it."""
         refusal = self.account.sms_refusal()
         if refusal is not None:
             return Hold(refusal.code, refusal.message)
@@ -130,11 +135,28 @@ class Pipeline:
             return Hold("template_error", str(compiled))
         body = compiled.render(_values(contact, event))
         result = check_message(body, self.rules, rendered=True)
+        if not clause and not result.opt_out_clause:
+            return self._bare(body, result, contact.phone_region)
         if result.violations:
             first = result.violations[0]
             return Hold(first.code, first.detail)
         rate = self.account.credit_cost(result.sent_segments, contact.phone_region)
         return Draft(result.sent_body, result.encoding.value, result.sent_segments, rate)
+
+    def _bare(self, body: str, result: MessageCheck, region: str | None) -> Draft | Hold:
+        """The body as rendered, without the clause: its own length is what counts."""
+        found = [v for v in result.violations if v.code != "too_long"]
+        if found:
+            return Hold(found[0].code, found[0].detail)
+        if result.segments > self.rules.max_segments:
+            return Hold(
+                "too_long",
+                f"the message is {result.characters} {result.encoding.value} characters "
+                f"({result.segments} segments); the account allows "
+                f"{self.rules.max_segments}",
+            )
+        rate = self.account.credit_cost(result.segments, region)
+        return Draft(body, result.encoding.value, result.segments, rate, clause=False)
 
     def due_at(
         self, contact: Recipient, now: datetime, seen: dict[Zones, datetime] | None = None
@@ -181,64 +203,78 @@ class Pipeline:
 
     # -- with the database ---------------------------------------------------------
 
-    def queue(
-        self, session: Session, contact: Recipient, request: SmsRequest, now: datetime
-    ) -> Message:
-        """Create the message for one contact: queued (credits reserved) or held."""
-        if request.idempotency_key is not None:
-            existing = session.scalar(
-                select(Message).where(Message.idempotency_key == request.idempotency_key)
-            )
-            if existing is not None:
-                return existing  # the step already ran: never a second message
-        message = Message(
-            account_id=self.account.id,
-            contact_id=contact.id,
-            automation_id=request.automation_id,
-            run_id=request.run_id,
-            step_id=request.step_id,
-            kind="marketing",
-            template=request.template,
-            idempotency_key=request.idempotency_key,
-            status="held",  # provisional: _settle decides before the row is written
-            created_at=now,
-            updated_at=now,
-        )
-        self._settle(session, message, contact, request.event, now)
-        return message
-
-    def _settle(
+    def check_batch(
         self,
         session: Session,
-        message: Message,
-        contact: Recipient,
-        event: Mapping[str, Any] | None,
+        items: Sequence[tuple[Recipient, SmsRequest]],
+        refs: Sequence[int],
         now: datetime,
-    ) -> None:
-        outcome = self.draft(contact, message.template or "", event)
-        message.to_e164, message.region = contact.phone_e164, contact.phone_region
-        if isinstance(outcome, Draft):
-            message.body, message.encoding = outcome.body, outcome.encoding
-            message.segments, message.credits = outcome.segments, outcome.credits
-            # Counted before this message is in the session.
-            outcome = self.capped(outcome, contact.id, recent_counts(session, [contact.id], now))
-        session.add(message)
-        if isinstance(outcome, Hold):
-            hold(message, outcome, now)
-            session.flush()
-            return
-        message.status, message.held_reason, message.detail = "queued", None, None
-        session.flush()  # the message id is the reservation's reference
-        try:
-            reservation = Credits(session, self.account.id).reserve(
-                message.credits, message_id=message.id
-            )
-        except InsufficientCredits as exc:
-            hold(message, Hold("insufficient_credits", str(exc)), now)
-            return
-        message.reservation_id, message.credits_free = reservation.id, reservation.free
-        message.due_at = self.due_at(contact, now)
-        message.updated_at = now
+        reserve: Reserve,
+    ) -> list[Checked]:
+        """The send checks for a batch, in their one order: draft (R1-R11) -> frequency
+        cap (R15) -> credits reserved (R3) -> due time (R14). The blast, a release and
+        preflight all call this; they differ only in `reserve` (the credits store's
+        `reserve_many`, or a `DryRun` that writes nothing) and in what they write.
+
+        `refs` name the items to `reserve` (message ids). Set-based: one query for the
+        clause policy (only under "every 30 days"), one for the frequency counts, one
+        reservation for the batch. Transactional items skip the cap and quiet hours."""
+        given = self._clauses_given(session, items, now)
+        draft = self.draft
+        if given:
+            drafts = [draft(c, r.template, r.event, clause=c.id not in given) for c, r in items]
+        else:  # the default policy: every message gets the clause
+            drafts = [draft(c, r.template, r.event) for c, r in items]
+        verdicts = self._capped_batch(session, items, drafts, now)
+        wanted = [
+            (ref, v.credits) for ref, v in zip(refs, verdicts, strict=True) if isinstance(v, Draft)
+        ]
+        shares = iter(reserve(wanted) if wanted else ())
+        windows: dict[Zones, datetime] = {}
+        checked: list[Checked] = []
+        due_at, add = self.due_at, checked.append
+        for (contact, request), drafted, verdict in zip(items, drafts, verdicts, strict=True):
+            kept = drafted if isinstance(drafted, Draft) else None
+            if isinstance(verdict, Hold):
+                add(Checked(verdict, kept))
+                continue
+            share = next(shares)
+            if share is None:
+                add(Checked(NO_CREDITS, kept))
+                continue
+            due = now if request.transactional else due_at(contact, now, windows)
+            add(Checked(verdict, verdict, share, due))
+        return checked
+
+    def _capped_batch(
+        self,
+        session: Session,
+        items: Sequence[tuple[Recipient, SmsRequest]],
+        drafts: list[Draft | Hold],
+        now: datetime,
+    ) -> list[Draft | Hold]:
+        """R15 for a batch, the counts read in one query; transactional items are
+        neither capped nor counted (the cap is for marketing)."""
+        counted = [
+            c.id
+            for (c, r), d in zip(items, drafts, strict=True)
+            if isinstance(d, Draft) and not r.transactional
+        ]
+        counts = recent_counts(session, counted, now)
+        return [
+            d if r.transactional else self.capped(d, c.id, counts)
+            for (c, r), d in zip(items, drafts, strict=True)
+        ]
+
+    def _clauses_given(
+        self, session: Session, items: Sequence[tuple[Recipient, SmsRequest]], now: datetime
+    ) -> set[int]:
+        """R11 under the "every 30 days" policy: contacts whose last 30 days hold a
+        message with the clause (none under the default policy, with no query). Within
+        one batch a contact's messages all get it: more often is safe, never less."""
+        if self.account.optout_clause_policy != "every_30_days":
+            return set()
+        return recent_clauses(session, [contact.id for contact, _ in items], now)
 
     def queue_many(
         self,
@@ -247,13 +283,13 @@ class Pipeline:
         now: datetime,
         before_insert: Callable[[list[dict[str, Any]]], None] | None = None,
     ) -> int:
-        """`queue` for a batch, with set-based SQL: the blast and runner path.
+        """Create the messages of a batch (queued with credits reserved, or held with
+        their reason), with set-based SQL: the blast, runner and test path.
 
-        Same checks in the same order, same rows; one query for idempotency keys, one for
-        the frequency counts, one multi-row insert, one credit lock for the batch.
-        `before_insert` sees the finished rows last (the runner's worker claims those
-        due now). Returns how many messages were created (steps that already ran create
-        none).
+        One query for idempotency keys, `check_batch`'s queries and one credit lock, one
+        multi-row insert. `before_insert` sees the finished rows last (the runner's
+        worker claims those due now). Returns how many messages were created (steps that
+        already ran create none).
         """
         keys = [r.idempotency_key for _, r in items if r.idempotency_key is not None]
         seen = set(
@@ -266,26 +302,17 @@ class Pipeline:
         fresh = [
             (c, r) for c, r in items if r.idempotency_key not in seen or r.idempotency_key is None
         ]
-        outcomes = [self.draft(c, r.template, r.event) for c, r in fresh]
-        counts = recent_counts(
-            session,
-            [c.id for (c, _), o in zip(fresh, outcomes, strict=True) if isinstance(o, Draft)],
-            now,
-        )
-        windows: dict[Zones, datetime] = {}
-        rows = [
-            self._row(contact, request, outcome, counts, now, windows)
-            for (contact, request), outcome in zip(fresh, outcomes, strict=True)
-        ]
-        if not rows:
+        if not fresh:
             return 0
         # Ids first: a batch's reservation names its message when it has one, and the
         # insert is a plain executemany.
-        for row, message_id in zip(rows, allocate_ids(session, "messages", len(rows)), strict=True):
-            row["id"] = message_id
-        queued = [row for row in rows if row["status"] == "queued"]
-        if queued:
-            self._reserve_batch(session, queued, now)
+        ids = allocate_ids(session, "messages", len(fresh))
+        reserve = Credits(session, self.account.id).reserve_many
+        checked = self.check_batch(session, fresh, ids, now, reserve)
+        rows = [
+            self._row(message_id, contact, request, outcome, now)
+            for message_id, (contact, request), outcome in zip(ids, fresh, checked, strict=True)
+        ]
         if before_insert is not None:
             before_insert(rows)
         insert_rows(session, _MESSAGES, rows)
@@ -293,38 +320,33 @@ class Pipeline:
 
     def _row(
         self,
+        message_id: int,
         contact: Recipient,
         request: SmsRequest,
-        outcome: Draft | Hold,
-        counts: dict[int, int],
+        checked: Checked,
         now: datetime,
-        windows: dict[Zones, datetime],
     ) -> dict[str, Any]:
-        outcome = self.capped(outcome, contact.id, counts)
         # Every row carries every key: an executemany takes its columns from the first.
-        row: dict[str, Any] = {
-            "account_id": self.account.id,
-            "contact_id": contact.id,
-            "automation_id": request.automation_id,
-            "run_id": request.run_id,
-            "step_id": request.step_id,
-            "kind": "marketing",
-            "template": request.template,
-            "idempotency_key": request.idempotency_key,
-            "to_e164": contact.phone_e164,
-            "region": contact.phone_region,
-            "reservation_id": None,
-            "credits_free": 0,
-            "created_at": now,
-            "updated_at": now,
-        }
-        if isinstance(outcome, Hold):
-            row.update(status="held", held_reason=outcome.reason, detail=outcome.detail)
-            row.update(body=None, encoding=None, segments=0, credits=0, due_at=None)
-            return row
-        row.update(status="queued", held_reason=None, detail=None)
-        row.update(body=outcome.body, encoding=outcome.encoding, segments=outcome.segments)
-        row.update(credits=outcome.credits, due_at=self.due_at(contact, now, windows))
+        row = checked.columns()
+        row.update(
+            {
+                "id": message_id,
+                "account_id": self.account.id,
+                "contact_id": contact.id,
+                "automation_id": request.automation_id,
+                "run_id": request.run_id,
+                "step_id": request.step_id,
+                "kind": "marketing",
+                "template": request.template,
+                "event": request.event,
+                "transactional": request.transactional,
+                "idempotency_key": request.idempotency_key,
+                "to_e164": contact.phone_e164,
+                "region": contact.phone_region,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
         return row
 
     def capped(
@@ -338,20 +360,6 @@ class Pipeline:
             return _cap_hold(self.account.frequency_cap)
         counts[contact_id] = counts.get(contact_id, 0) + 1
         return outcome
-
-    def _reserve_batch(self, session: Session, queued: list[dict[str, Any]], now: datetime) -> None:
-        """Reserve the queued rows' credits, in order; those the balance cannot cover
-        become held (R3) before they are written."""
-        shares = Credits(session, self.account.id).reserve_many(
-            [(row["id"], row["credits"]) for row in queued]
-        )
-        for row, share in zip(queued, shares, strict=True):
-            if share is not None:
-                row["reservation_id"], row["credits_free"] = share.reservation_id, share.free
-                continue
-            row.update(status="held", held_reason=NO_CREDITS.reason, due_at=None)
-            row["detail"] = NO_CREDITS.detail
-            row["updated_at"] = now
 
 
 def _cap_hold(cap: int) -> Hold:

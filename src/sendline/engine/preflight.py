@@ -2,9 +2,10 @@
 
 For every contact the automation would reach now (its bulk segment, the list's members,
 the tag's holders, or every contact for other triggers), the first `send_sms` step goes
-through the send pipeline's own checks (`Pipeline.draft`: plan, consent, phone, template,
-shortener, clause, length), then the frequency cap and a running credits total against
-the balance, in the order the runner would queue them. Nothing is written: it answers
+through the send pipeline's own checks in their one order (`Pipeline.check_batch`: plan,
+consent, phone, template, shortener, clause, length, frequency cap, credits, quiet hours)
+as the runner would queue them, with a `DryRun` reserver that counts the credits against
+the balance. Nothing is written: it answers
 "how many would be sent, how many held and why, what it costs per country, how many wait
 for quiet hours to end, and which numbers to fix" while there is still time to fix them.
 Later SMS steps get the content checks only (who reaches them depends on waits/branches).
@@ -34,8 +35,7 @@ from sendline.engine.definitions import (
     TagCondition,
     WaitStep,
 )
-from sendline.engine.frequency import recent_counts
-from sendline.engine.pipeline import HOLD_REASONS, Draft, Pipeline
+from sendline.engine.pipeline import HOLD_REASONS, Draft, DryRun, Hold, Pipeline, SmsRequest
 from sendline.sms.links import ShortenerList
 from sendline.store.credits import Credits
 from sendline.store.engine_models import AutomationRun
@@ -122,8 +122,16 @@ def preflight(
     automation = automations.resolve(automation_ref)
     version = automations.version(automation)
     definition = automations.definition(automation)
-    sms = [s for s in definition.steps if isinstance(s, SendSmsStep)]
+    # The first text on the main path is simulated in full (everyone reaches it); texts
+    # inside branches get the content checks (who takes a branch depends on the contact).
+    main = [s for s in definition.steps if isinstance(s, SendSmsStep)]
+    sms = main + [s for s in definition.all_steps() if isinstance(s, SendSmsStep) and s not in main]
     offset, notes = _delay_before_first_sms(definition)
+    if sms and not main:
+        notes.append(
+            "every text is inside a branch: the full forecast assumes every contact takes "
+            f"the branch of {sms[0].id}"
+        )
     report = PreflightReport(
         automation_id=automation.id,
         name=automation.name,
@@ -139,12 +147,15 @@ def preflight(
     audience = _audience(session, account_id, automation.id, definition, segment)
     report.already_enrolled = _count(session, audience[1])
     pipeline = Pipeline(automations.account(), shorteners)
-    simulation = _Simulation(session, pipeline, report, sms, now)
+    urgent = definition.transactional  # issue 12 #10: no quiet hours, no cap
+    simulation = _Simulation(session, pipeline, report, sms, now, urgent)
     for chunk in _chunks(session, audience[0]):
         simulation.add(chunk)
     simulation.finish()
     if not sms:
         report.notes.append("the automation has no send_sms step: nothing would be sent")
+    if urgent:
+        report.notes.append("transactional: no quiet hours, no frequency cap (consent still)")
     return report
 
 
@@ -158,9 +169,14 @@ class _Simulation:
         report: PreflightReport,
         steps: list[SendSmsStep],
         now: datetime,
+        urgent: bool = False,
     ) -> None:
         self.session, self.pipeline, self.report, self.steps = session, pipeline, report, steps
         self.now = now
+        # Counted against the balance as the runner would reserve, without writing.
+        self.dry = DryRun(report.credits_available)
+        self.seen = 0  # contacts walked so far: each one's reference for the dry run
+        self.urgent = urgent  # a transactional automation: no quiet hours, no cap
         self.held: Counter[str] = Counter()
         self.countries: dict[str, CountryLine] = {}
         self.samples: dict[str, list[HeldSample]] = defaultdict(list)
@@ -169,39 +185,39 @@ class _Simulation:
 
     def add(self, contacts: list[Contact]) -> None:
         self.report.audience += len(contacts)
-        recent = recent_counts(self.session, [c.id for c in contacts], self.now)
+        if self.steps:
+            self._first_step(contacts)
         for contact in contacts:
-            if self.steps:
-                self._first_step(contact, recent.get(contact.id, 0))
             for step, forecast in zip(self.steps, self.report.steps, strict=True):
                 _forecast(forecast, self.pipeline.draft(contact, step.body))
             if id(contact) not in self.callers:
                 self.session.expunge(contact)  # memory stays flat over 100,000 contacts
 
-    def _first_step(self, contact: Contact, recent: int) -> None:
-        report, account = self.report, self.pipeline.account
-        outcome = self.pipeline.draft(contact, self.steps[0].body)
-        if not isinstance(outcome, Draft):
-            return self._hold(contact, outcome.reason, outcome.detail)
-        if recent >= account.frequency_cap:
-            detail = f"already {recent} messages in the last 24 hours (cap {account.frequency_cap})"
-            return self._hold(contact, "frequency_cap", detail)
-        if report.credits_needed + outcome.credits > report.credits_available:
-            needed, available = report.credits_needed, report.credits_available
-            detail = f"{outcome.credits} credits needed, {available - needed} left"
-            return self._hold(contact, "insufficient_credits", detail)
-        report.to_send += 1
-        report.segments += outcome.segments
-        report.credits_needed += outcome.credits
-        region = contact.phone_region or "unknown"
-        line = self.countries.setdefault(region, CountryLine(region))
-        line.messages += 1
-        line.segments += outcome.segments
-        line.credits += outcome.credits
-        due = self.pipeline.due_at(contact, report.send_at)
-        if due > report.send_at:
-            report.quiet_hours_deferred += 1
-            report.latest_deferral = max(due, report.latest_deferral or due)
+    def _first_step(self, contacts: list[Contact]) -> None:
+        """The first SMS step through the pipeline's own checks, as the runner would
+        queue it at `send_at`, with a dry-run reserver: counted, nothing written."""
+        report, request = self.report, SmsRequest(self.steps[0].body, transactional=self.urgent)
+        refs = range(self.seen, self.seen + len(contacts))
+        self.seen += len(contacts)
+        items = [(contact, request) for contact in contacts]
+        checked = self.pipeline.check_batch(self.session, items, refs, report.send_at, self.dry)
+        for ref, contact, outcome in zip(refs, contacts, checked, strict=True):
+            verdict = outcome.verdict
+            if isinstance(verdict, Hold):
+                self._hold(contact, verdict.reason, self.dry.short.get(ref, verdict.detail))
+                continue
+            report.to_send += 1
+            report.segments += verdict.segments
+            report.credits_needed += verdict.credits
+            region = contact.phone_region or "unknown"
+            line = self.countries.setdefault(region, CountryLine(region))
+            line.messages += 1
+            line.segments += verdict.segments
+            line.credits += verdict.credits
+            due = outcome.due_at or report.send_at
+            if due > report.send_at:
+                report.quiet_hours_deferred += 1
+                report.latest_deferral = max(due, report.latest_deferral or due)
 
     def _hold(self, contact: Contact, reason: str, detail: str) -> None:
         self.held[reason] += 1

@@ -99,6 +99,11 @@ FIELDS: tuple[AccountField, ...] = (
     AccountField("max-segments", "Segments per message (1-10).", _whole("max_segments")),
     AccountField("optout-clause", "Opt-out clause (must say how).", _text("optout_clause")),
     AccountField("optout-language", "Its language (en, fr...).", _text("optout_language")),
+    AccountField(
+        "optout-clause-policy",
+        "every_message, or every_30_days (at most once per 30 days per contact).",
+        _text("optout_clause_policy"),
+    ),
     AccountField("help-text", "Reply to HELP (must say how to opt out).", _text("help_text")),
     AccountField("rate", "Credits per segment: default=1, GB=2...", _rates, list),
 )
@@ -151,6 +156,7 @@ class AccountView:
     balance: Balance
     optout_clause: str
     optout_language: str
+    optout_clause_policy: str
     help_text: str
     max_segments: int
     quiet_start: int
@@ -179,6 +185,7 @@ def view_of(session: Session, account: Account) -> AccountView:
         balance=Credits(session, account.id).balance(),
         optout_clause=account.optout_clause,
         optout_language=account.optout_language,
+        optout_clause_policy=account.optout_clause_policy,
         help_text=account.help_text,
         max_segments=account.max_segments,
         quiet_start=account.quiet_start,

@@ -25,6 +25,7 @@ from sendline.store.models import (
     DEFAULT_OPTOUT_CLAUSE,
     DEFAULT_QUIET_END,
     DEFAULT_QUIET_START,
+    OPTOUT_CLAUSE_POLICIES,
     PRODUCT_LINES,
     TIERS,
     Account,
@@ -40,6 +41,7 @@ MAX_RATE = 1000
 SETTING_NAMES = frozenset(
     {
         "optout_clause",
+        "optout_clause_policy",
         "optout_language",
         "help_text",
         "max_segments",
@@ -255,6 +257,7 @@ def _rates(value: Any) -> dict[str, int]:
 
 _CHECKS: dict[str, Any] = {
     "optout_clause": _instructing("opt-out clause", 160),
+    "optout_clause_policy": lambda v: _choice("clause policy", str(v), OPTOUT_CLAUSE_POLICIES),
     "optout_language": _language,
     "help_text": _instructing("help text", 320),
     "max_segments": _int_between("max segments per message", 1, 10),

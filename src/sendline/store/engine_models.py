@@ -11,7 +11,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    false,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from sendline.store.models import Base, _in
@@ -145,6 +156,15 @@ class Message(Base):
     step_id: Mapped[str | None] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(10), default="marketing")
     template: Mapped[str | None] = mapped_column(Text)  # kept so a held message can be re-rendered
+    # The custom event's payload it was rendered from (migration 0008): a release renders
+    # %EVENT.*% tags with the values the event carried, not with none.
+    event: Mapped[dict[str, Any] | None] = mapped_column()
+    # An order or shipping text (issue 12 #10): no quiet hours (R14), not capped or
+    # counted by the frequency cap (R15); consent (R4, R13) and the clause (R11) apply.
+    transactional: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The body sent carries opt-out instructions (R11): what an account's "once every
+    # 30 days" clause policy looks back for.
+    clause_included: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     to_e164: Mapped[str | None] = mapped_column(String(20))
     region: Mapped[str | None] = mapped_column(String(3))
     body: Mapped[str | None] = mapped_column(Text)  # as sent, opt-out clause included

@@ -40,6 +40,7 @@ COHORT_CUTOFF = date(2023, 1, 3)
 MONTHLY_FREE_CREDITS = {"plus": 25, "professional": 25, "enterprise": 1000}
 
 DEFAULT_OPTOUT_CLAUSE = "Reply STOP to opt out"
+OPTOUT_CLAUSE_POLICIES = ("every_message", "every_30_days")  # R11, issue 12 #11
 DEFAULT_QUIET_START = 8 * 60
 DEFAULT_QUIET_END = 21 * 60
 DEFAULT_FREQUENCY_CAP = 3
@@ -97,6 +98,10 @@ class Account(Base):
     sms_addon: Mapped[bool] = mapped_column(Boolean, default=False)
     optout_clause: Mapped[str] = mapped_column(String(160), default=DEFAULT_OPTOUT_CLAUSE)
     optout_language: Mapped[str] = mapped_column(String(10), default="en")
+    # R11: the clause on every message, or only when the contact got none in 30 days.
+    optout_clause_policy: Mapped[str] = mapped_column(
+        String(20), default="every_message", server_default="every_message"
+    )
     help_text: Mapped[str] = mapped_column(String(320))
     max_segments: Mapped[int] = mapped_column(SmallInteger, default=1)
     # The sending window, in minutes after local midnight: marketing messages go out only

@@ -1,8 +1,8 @@
 """Index contacts by their phone as submitted when it has no E.164 form; record who
 recorded a consent event.
 
-Revision ID: 0009
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-06
 
 Forward-only. A CSV import now stores contacts whose phone is invalid or a landline
@@ -21,8 +21,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

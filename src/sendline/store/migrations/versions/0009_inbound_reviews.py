@@ -1,7 +1,7 @@
 """Record who reviewed a free-text revocation, and what they decided (R12).
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-06
 
 Forward-only. `sendline inbox review` closes a reply flagged for review: an opt-out
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
