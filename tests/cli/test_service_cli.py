@@ -21,8 +21,9 @@ import pytest
 from sqlalchemy import select
 
 from sendline.engine.actions import Actions
+from sendline.providers.sandbox_store import SandboxMessage
 from sendline.store.db import create_engine_for, session_factory
-from sendline.store.engine_models import Message, SandboxMessage
+from sendline.store.engine_models import Message
 from tests.engine.automation_factories import account, automation, contact
 
 SHIPPED = """

@@ -3,7 +3,8 @@ through two real worker processes on PostgreSQL (runs, the hand-off of their mes
 dispatch, receipts, reconciliation), `kill -9`ed at random moments and restarted.
 Afterwards every run completed, every step made exactly one message, every message is
 final, none reached the (sandbox) carrier twice, none was lost, and the ledger balances
-to exactly the messages that reached the carrier."""
+to exactly the messages that reached the carrier. And what a killed worker held is
+taken over within its heartbeat's window, not after the claim lease."""
 
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.engine.triggers import start_bulk
+from sendline.providers.sandbox_store import SandboxMessage
 from sendline.store.credits import Credits
-from sendline.store.engine_models import AutomationRun, Message, SandboxMessage
+from sendline.store.db import create_engine_for, session_factory
+from sendline.store.engine_models import AutomationRun, Message
 from sendline.store.models import LedgerEntry
 from sendline.store.types import utcnow
 from tests.engine.automation_factories import automation, many_contacts
@@ -30,26 +33,54 @@ MESSAGES = 10_000
 STEPS = 10  # send steps per run: 1,000 contacts
 KILLS = 6
 FINISH_WITHIN = 100.0  # seconds, after the last kill
-WORKER_ARGS = ["--lease", "2", "--batch", "50", "--failure-rate", "0.05", "--unknown-rate", "0.01"]
+LEASE = 15.0  # seconds: a claim's lease, far longer than the heartbeat's window
+HEARTBEAT = 0.2  # seconds between beats; dead after 5 missed: a 1 s window
+# A killed worker's claims must be taken over well within the lease (before the fix,
+# only the lease freed them): the window, a reconciliation pass, a loaded machine.
+RECOVERY_WITHIN = LEASE / 2
+WORKER_ARGS = [
+    *("--lease", str(LEASE), "--heartbeat", str(HEARTBEAT), "--batch", "50"),
+    *("--failure-rate", "0.05", "--unknown-rate", "0.01"),
+]
+ROOT = Path(__file__).resolve().parents[2]  # `-m tests.engine.crashworker` runs from here
 
 
 def _start(url: str, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "sendline.engine.crashworker", url, *WORKER_ARGS],
+            [sys.executable, "-m", "tests.engine.crashworker", url, *WORKER_ARGS],
             stdout=out,
             stderr=out,
+            cwd=ROOT,
         )
+
+
+def _recovery_time(factory: sessionmaker[Session], pid: int) -> float:
+    """Seconds until no message is left `sending` under the killed process's claim
+    (its worker id is host:pid:suffix): taken over by a survivor, looked up, settled."""
+    started = time.monotonic()
+    held = select(func.count()).where(
+        Message.status == "sending", Message.claimed_by.like(f"%:{pid}:%")
+    )
+    while time.monotonic() - started < LEASE * 2:
+        with factory() as session:
+            if not session.scalar(held):
+                break
+        time.sleep(0.05)
+    return time.monotonic() - started
 
 
 def _run_with_kills(url: str, log: Path, rng: random.Random) -> None:
     workers = [_start(url, log), _start(url, log)]
+    engine = create_engine_for(url)
+    recoveries = []
     try:
         for _ in range(KILLS):
             time.sleep(rng.uniform(0.5, 2.0))
             index = rng.randrange(len(workers))
             workers[index].send_signal(signal.SIGKILL)
             workers[index].wait()
+            recoveries.append(_recovery_time(session_factory(engine), workers[index].pid))
             workers[index] = _start(url, log)
         deadline = time.monotonic() + FINISH_WITHIN
         for worker in workers:
@@ -57,12 +88,14 @@ def _run_with_kills(url: str, log: Path, rng: random.Random) -> None:
     except subprocess.TimeoutExpired:
         pytest.fail(f"workers did not finish in time; their log:\n{log.read_text()[-3000:]}")
     finally:
+        engine.dispose()
         for worker in workers:
             if worker.poll() is None:
                 worker.kill()
                 worker.wait()
     codes = [worker.returncode for worker in workers]
     assert codes == [0, 0], log.read_text()[-3000:]
+    assert max(recoveries) < RECOVERY_WITHIN, recoveries
 
 
 @pytest.mark.slow

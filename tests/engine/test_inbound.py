@@ -20,8 +20,9 @@ from sendline.engine.inbound import (
     receive_all,
 )
 from sendline.providers.sandbox import SandboxProvider
+from sendline.providers.sandbox_store import SandboxMessage
 from sendline.store.consent import Consent
-from sendline.store.engine_models import AutomationRun, InboundMessage, Message, SandboxMessage
+from sendline.store.engine_models import AutomationRun, InboundMessage, Message
 from tests.engine.factories import (
     NOW,
     SENDER,

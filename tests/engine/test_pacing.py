@@ -11,9 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.engine.dispatcher import PACED, Dispatcher
-from sendline.engine.ratelimit import try_acquire, try_acquire_all
 from sendline.providers.sandbox import SandboxProvider
-from sendline.store.engine_models import Message, SandboxMessage
+from sendline.providers.sandbox_store import SandboxMessage
+from sendline.store.engine_models import Message
+from sendline.store.ratelimit import try_acquire, try_acquire_all
 from tests.engine.factories import (
     NOW,
     assert_ledger_ok,

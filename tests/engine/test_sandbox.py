@@ -26,9 +26,11 @@ from sendline.providers.base import (
     UnknownOutcome,
 )
 from sendline.providers.sandbox import ERRORS, TEST_NUMBERS, SandboxProvider
+from sendline.providers.sandbox_store import SandboxMessage
 from sendline.store.consent import Consent
-from sendline.store.engine_models import Message, SandboxMessage
+from sendline.store.engine_models import Message
 from tests.engine.factories import NOW, make_world, queue_message
+from tests.engine.sandbox_receipts import poll
 
 PHONE = "+14158675309"
 
@@ -188,15 +190,17 @@ def test_it_handles_a_receipt_that_overtakes_the_sender(
     msg = queue_message(session, world.account, world.contact)
     sandbox = SandboxProvider(session_factory, clock=lambda: NOW)
     accepted = sandbox.send(_sms(msg.id))  # a worker's call, its outcome not yet committed
-    assert sandbox.tick(NOW + timedelta(seconds=2)) == []
+    assert poll(sandbox, session_factory, NOW + timedelta(seconds=2)) == []
     session.execute(
         update(Message)
         .where(Message.id == msg.id)
         .values(status="sent", provider_id=accepted.provider_id)
     )
     session.commit()
-    assert sandbox.tick(NOW + timedelta(seconds=3)) == []  # retried later, not at once
-    [report] = sandbox.tick(NOW + timedelta(seconds=4))
+    assert (
+        poll(sandbox, session_factory, NOW + timedelta(seconds=3)) == []
+    )  # retried later, not at once
+    [report] = poll(sandbox, session_factory, NOW + timedelta(seconds=4))
     assert report.provider_id == accepted.provider_id
     assert session.get(Message, msg.id, populate_existing=True).status == "delivered"  # type: ignore[union-attr]
     session.commit()
@@ -217,7 +221,7 @@ def test_it_handles_the_outbox_command(
     # after the real date.
     sandbox = SandboxProvider(session_factory, clock=lambda: NOW)
     Dispatcher(session_factory, sandbox, worker_id="w1", clock=lambda: NOW).dispatch_due()
-    sandbox.tick(NOW + timedelta(days=1))
+    poll(sandbox, session_factory, NOW + timedelta(days=1))
     shown = cli_env.invoke(app, ["sandbox", "outbox"])
     assert shown.exit_code == 0, shown.output
     assert "Spring sale today" in shown.output and "30005" in shown.output

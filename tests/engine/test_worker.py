@@ -15,7 +15,7 @@ from sendline.engine import triggers
 from sendline.engine.dispatcher import Dispatcher
 from sendline.engine.worker import Worker, WorkerOptions
 from sendline.providers.sandbox import SandboxProvider
-from sendline.store.engine_models import SandboxMessage
+from sendline.providers.sandbox_store import SandboxMessage
 from sendline.store.models import Account
 from sendline.store.types import utcnow
 from tests.engine.automation_factories import automation, messages
