@@ -406,6 +406,19 @@ def test_it_handles_a_claim_that_grows_old(
     assert_ledger_ok(session, world.account.id)
 
 
+def test_it_handles_a_heartbeat_that_no_longer_reaches_the_database(
+    session: Session, world: World, dispatcher: Dispatcher
+) -> None:
+    """Others may soon take this worker for dead and reconcile its claims: it stops
+    calling the provider and puts its batch back."""
+    ids = [queue_message(session, world.account, world.contact).id for _ in range(3)]
+    dispatcher.alive = lambda: False
+    assert dispatcher.dispatch_due() == 3
+    assert [message(session, i).status for i in ids] == ["queued"] * 3
+    assert _records(session, ids[0]) == []
+    assert_ledger_ok(session, world.account.id)
+
+
 def test_it_handles_a_window_the_provider_fails_to_answer(
     session: Session, world: World, session_factory: sessionmaker[Session], clock: Clock
 ) -> None:
