@@ -133,6 +133,32 @@ def test_it_handles_a_crash_within_the_heartbeat_window_not_the_lease(
     _assert_each_sent_once(session, owner)
 
 
+def test_it_handles_a_backlog_of_a_dead_workers_claims_pass_after_pass(
+    session: Session, session_factory: sessionmaker[Session]
+) -> None:
+    """A blast's dead worker leaves hundreds of claims; a full reconciliation batch is
+    followed by another at the next pass, not `reconcile_every` later."""
+    owner = _blast(session, count=5)
+    dying = _worker(session_factory)
+    assert dying.runner.run_due() == 5
+    dying.heartbeat.beat()
+    session.execute(update(WorkerHeartbeat).values(expires_at=utcnow() - timedelta(seconds=1)))
+    session.commit()
+    options = WorkerOptions(worker_id="w2", batch_size=2, reconcile_every=3600.0)
+    survivor = Worker(session_factory, SandboxProvider(session_factory), options)
+
+    def held() -> int:
+        return sum(m.claimed_by == "w1" for m in messages(session, owner))
+
+    survivor.step()
+    assert held() == 3
+    survivor.step()
+    assert held() == 1
+    survivor.step()
+    survivor.step()
+    _assert_each_sent_once(session, owner, count=5)
+
+
 def test_it_handles_a_clean_stop_that_frees_its_claims_at_once(
     session: Session, session_factory: sessionmaker[Session]
 ) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import os
 import socket
 import threading
@@ -131,7 +132,9 @@ class Worker:
         )
         self.dispatcher.alive = self.heartbeat.fresh
         self._stop = threading.Event()
-        self._last_reconcile = 0.0
+        # -inf: a worker that starts reconciles at once (what a dead one left), however
+        # long the machine has been up (monotonic time counts from boot).
+        self._last_reconcile = -math.inf
         self._last_date_scan = 0.0
         self._last_statistics = 0.0
         self.idle_since: float | None = None  # monotonic time the last busy pass ended
@@ -168,8 +171,12 @@ class Worker:
         done += self.provider.poll_receipts(self.clock(), self.apply_receipts)
         monotonic = time.monotonic()
         if monotonic - self._last_reconcile >= self.options.reconcile_every:
-            self._last_reconcile = monotonic
-            done += self.dispatcher.reconcile()
+            settled = self.dispatcher.reconcile()
+            # A full batch: a dead worker's claims may be waiting behind it (a blast's
+            # worker holds a thousand). Due again next pass, not `reconcile_every` later.
+            backlog = settled >= self.options.batch_size
+            self._last_reconcile = -math.inf if backlog else monotonic
+            done += settled
         return done
 
     def run(self) -> None:
