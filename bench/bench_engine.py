@@ -34,10 +34,10 @@ from sqlalchemy import Engine, func, insert, select, text
 from bench.common import DATABASES, print_table, scratch_postgres
 from sendline.engine.automations import Automations
 from sendline.engine.triggers import start_bulk
+from sendline.providers.sandbox_store import SandboxMessage
 from sendline.store.accounts import Accounts
 from sendline.store.credits import Credits
 from sendline.store.db import create_engine_for, session_factory, upgrade
-from sendline.store.engine_models import SandboxMessage
 from sendline.store.models import ConsentEvent, Contact
 
 CONTACTS = int(os.environ.get("BENCH_ENGINE_CONTACTS", "100000"))

@@ -20,9 +20,9 @@ from sqlalchemy import Engine, func, select
 from bench.bench_engine import prepare
 from bench.common import on_each_database, print_table
 from sendline.engine.automations import Automations
+from sendline.providers.sandbox_store import SandboxMessage
 from sendline.store.credits import Credits
 from sendline.store.db import create_engine_for, session_factory
-from sendline.store.engine_models import SandboxMessage
 
 RATE = float(os.environ.get("BENCH_EVENTS_PER_SECOND", "500"))
 PRODUCERS = int(os.environ.get("BENCH_EVENT_PRODUCERS", "4"))

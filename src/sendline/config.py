@@ -31,11 +31,15 @@ KNOWN_VARIABLES: set[str] = {
     "SENDLINE_SANDBOX_MPS",
     "SENDLINE_SENDER_MPS",
     "SENDLINE_ACCOUNT_MPS",
+    "SENDLINE_CLAIM_LEASE",
 }
 
 PROVIDERS = frozenset({"sandbox", "twilio"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_DATA_DIR = "./var"
+# Seconds. Under 2 a worker would put back most of a batch (it stops calling at half
+# its lease); over a day, a claim could outlive the retry deadline of its message.
+CLAIM_LEASE_RANGE = (2.0, 86_400.0)
 SQLITE_FILE_NAME = "sendline.db"
 
 T = TypeVar("T")
@@ -59,6 +63,10 @@ class Settings:
     # per account. None sends as fast as the provider takes them.
     sender_mps: float | None = None
     account_mps: float | None = None
+    # Seconds a worker's claim on a message lasts: after it, another worker looks the
+    # message up at the provider (never resends it). A worker that died is found out
+    # sooner by its heartbeat; this bounds a live but stuck one.
+    claim_lease: float = 60.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -86,6 +94,7 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         sandbox_mps=_read(env, "SENDLINE_SANDBOX_MPS", _positive_or_none, None),
         sender_mps=_read(env, "SENDLINE_SENDER_MPS", _positive_or_none, None),
         account_mps=_read(env, "SENDLINE_ACCOUNT_MPS", _positive_or_none, None),
+        claim_lease=_read(env, "SENDLINE_CLAIM_LEASE", _lease, 60.0),
     )
 
 
@@ -166,3 +175,11 @@ def _positive_or_none(raw: str) -> float | None:
     if not math.isfinite(value) or value < 0:
         raise ValueError("expected a number >= 0 (0 means unlimited)")
     return value or None
+
+
+def _lease(raw: str) -> float:
+    low, high = CLAIM_LEASE_RANGE
+    value = float(raw)
+    if not math.isfinite(value) or not low <= value <= high:
+        raise ValueError(f"expected a number of seconds from {low:g} to {high:g}")
+    return value

@@ -76,3 +76,9 @@ class DatabaseUnavailable(SendlineError):
     """The database could not be reached or opened."""
 
     code = "database_unavailable"
+
+
+class WorkerAlreadyRunning(SendlineError):
+    """A worker already runs on this SQLite database: SQLite is one node, one worker."""
+
+    code = "worker_already_running"

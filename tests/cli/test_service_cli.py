@@ -21,8 +21,10 @@ import pytest
 from sqlalchemy import select
 
 from sendline.engine.actions import Actions
+from sendline.providers.sandbox_store import SandboxMessage
 from sendline.store.db import create_engine_for, session_factory
-from sendline.store.engine_models import Message, SandboxMessage
+from sendline.store.engine_models import Message, WorkerHeartbeat
+from sendline.store.types import utcnow
 from tests.engine.automation_factories import account, automation, contact
 
 SHIPPED = """
@@ -215,3 +217,62 @@ def test_it_handles_a_sender_rate_shared_by_worker_processes(
     for worker in workers:
         code, out = _stop(worker)
         assert code == 0, out
+
+
+def test_it_refuses_a_second_worker_on_sqlite(
+    database_url: str, backend: str, started: list[subprocess.Popen[str]]
+) -> None:
+    """SQLite is one node: a second worker (or `serve` with its embedded one) exits 1
+    with one red line while the first runs; `serve --no-worker` may run beside it; once
+    the first stops, the second starts. (PostgreSQL takes several: the test above.)"""
+    if backend != "sqlite":
+        pytest.skip("PostgreSQL runs any number of workers")
+    port = _free_port()
+    env = _env(database_url=database_url, port=str(port)) | {"COLUMNS": "400"}
+    engine = create_engine_for(database_url)
+
+    def beating(worker_id: str) -> Callable[[], bool]:
+        def probe() -> bool:
+            with engine.connect() as conn:
+                expires = conn.scalar(
+                    select(WorkerHeartbeat.expires_at).where(WorkerHeartbeat.id == worker_id)
+                )
+            return expires is not None and expires > utcnow()
+
+        return probe
+
+    try:
+        first = _launch(started, env, "worker", "--worker-id", "first")
+        _wait_for(beating("first"), "the first worker's heartbeat")
+        for args in (["worker", "--worker-id", "second"], ["serve"]):
+            refused = subprocess.run(
+                [sys.executable, "-m", "sendline.cli", *args],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert refused.returncode == 1, refused.stdout + refused.stderr
+            [line] = refused.stderr.strip().splitlines()
+            assert line.startswith("error [worker_already_running]: a worker is already running")
+            assert "Sendline on" not in refused.stdout  # refused before it served anything
+        beside = _launch(started, env, "serve", "--no-worker")
+        ready = _wait_for(lambda: _ready(port), "serve --no-worker beside the worker")
+        assert ready["worker"] is False
+        assert _stop(beside)[0] in (0, -signal.SIGTERM)
+        code, out = _stop(first)
+        assert code == 0, out
+        second = _launch(started, env, "worker", "--worker-id", "second")
+        _wait_for(beating("second"), "the second worker, once the first stopped")
+    finally:
+        engine.dispose()
+    code, out = _stop(second)
+    assert code == 0, out
+
+
+def _ready(port: int) -> dict[str, Any] | None:
+    try:
+        answer = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+    except httpx.TransportError:
+        return None
+    return dict(answer.json()) if answer.status_code == 200 else None

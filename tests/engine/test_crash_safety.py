@@ -3,7 +3,8 @@ through two real worker processes on PostgreSQL (runs, the hand-off of their mes
 dispatch, receipts, reconciliation), `kill -9`ed at random moments and restarted.
 Afterwards every run completed, every step made exactly one message, every message is
 final, none reached the (sandbox) carrier twice, none was lost, and the ledger balances
-to exactly the messages that reached the carrier."""
+to exactly the messages that reached the carrier. And what a killed worker held is
+taken over within its heartbeat's window, not after the claim lease."""
 
 from __future__ import annotations
 
@@ -13,14 +14,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.engine.triggers import start_bulk
+from sendline.providers.sandbox_store import SandboxMessage
 from sendline.store.credits import Credits
-from sendline.store.engine_models import AutomationRun, Message, SandboxMessage
+from sendline.store.db import create_engine_for, session_factory
+from sendline.store.engine_models import AutomationRun, Message, WorkerHeartbeat
 from sendline.store.models import LedgerEntry
 from sendline.store.types import utcnow
 from tests.engine.automation_factories import automation, many_contacts
@@ -30,26 +34,96 @@ MESSAGES = 10_000
 STEPS = 10  # send steps per run: 1,000 contacts
 KILLS = 6
 FINISH_WITHIN = 100.0  # seconds, after the last kill
-WORKER_ARGS = ["--lease", "2", "--batch", "50", "--failure-rate", "0.05", "--unknown-rate", "0.01"]
+LEASE = 30.0  # seconds: a claim's lease, far longer than the heartbeat's window
+# Seconds between beats; dead after 5 missed: a 2.5 s window. Not shorter: a worker
+# stops calling at half its window without a beat, and a loaded machine delays beats.
+HEARTBEAT = 0.5
+# A killed worker's claims must be taken over well within the lease (before the fix,
+# only the lease freed them): the window, a reconciliation pass, a loaded machine.
+TAKEOVER_WITHIN = LEASE / 3
+WORKER_ARGS = [
+    *("--lease", str(LEASE), "--heartbeat", str(HEARTBEAT), "--batch", "50"),
+    *("--failure-rate", "0.05", "--unknown-rate", "0.01"),
+]
+ROOT = Path(__file__).resolve().parents[2]  # `-m tests.engine.crashworker` runs from here
 
 
 def _start(url: str, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "sendline.engine.crashworker", url, *WORKER_ARGS],
+            [sys.executable, "-m", "tests.engine.crashworker", url, *WORKER_ARGS],
             stdout=out,
             stderr=out,
+            cwd=ROOT,
         )
+
+
+def _held(pid: int) -> Select[Any]:
+    """How many messages the process holds `sending` (its worker id is host:pid:suffix)."""
+    return select(func.count()).where(
+        Message.status == "sending", Message.claimed_by.like(f"%:{pid}:%")
+    )
+
+
+def _kill_holding(factory: sessionmaker[Session], victim: subprocess.Popen[bytes]) -> int:
+    """`kill -9` the worker, at a moment it holds claims if one comes within a few
+    seconds (those are what recovery is about); returns how many it left behind."""
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline:
+        with factory() as session:
+            if session.scalar(_held(victim.pid)):
+                break
+        time.sleep(0.005)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    with factory() as session:
+        return session.scalar(_held(victim.pid)) or 0
+
+
+def _wait_alive(factory: sessionmaker[Session], worker: subprocess.Popen[bytes]) -> None:
+    """Until the worker beats (a restarted one takes seconds to import on a busy
+    machine): recovery is timed from a kill to a running survivor's takeover."""
+    beating = select(func.count()).where(
+        WorkerHeartbeat.id.like(f"%:{worker.pid}:%"), WorkerHeartbeat.expires_at > utcnow()
+    )
+    deadline = time.monotonic() + 60.0
+    while time.monotonic() < deadline and worker.poll() is None:
+        with factory() as session:
+            if session.scalar(beating):
+                return
+        time.sleep(0.05)
+
+
+def _takeover_time(factory: sessionmaker[Session], pid: int, held: int) -> float:
+    """Seconds until a survivor starts taking over the `held` messages the killed process
+    left `sending`. Returns once it has taken them all (it looks them up a batch a
+    pass): the next kill is timed on its own, not behind this one's backlog."""
+    started = time.monotonic()
+    first = None
+    while time.monotonic() - started < LEASE * 2:
+        with factory() as session:
+            left = session.scalar(_held(pid)) or 0
+        if left < held and first is None:
+            first = time.monotonic() - started
+        if not left:
+            break
+        time.sleep(0.05)
+    return first if first is not None else time.monotonic() - started
 
 
 def _run_with_kills(url: str, log: Path, rng: random.Random) -> None:
     workers = [_start(url, log), _start(url, log)]
+    engine = create_engine_for(url)
+    factory = session_factory(engine)
+    takeovers: list[float] = []
     try:
         for _ in range(KILLS):
             time.sleep(rng.uniform(0.5, 2.0))
             index = rng.randrange(len(workers))
-            workers[index].send_signal(signal.SIGKILL)
-            workers[index].wait()
+            _wait_alive(factory, workers[1 - index])
+            held = _kill_holding(factory, workers[index])
+            if held:  # the other worker alone: it takes over what the dead one held
+                takeovers.append(_takeover_time(factory, workers[index].pid, held))
             workers[index] = _start(url, log)
         deadline = time.monotonic() + FINISH_WITHIN
         for worker in workers:
@@ -57,12 +131,15 @@ def _run_with_kills(url: str, log: Path, rng: random.Random) -> None:
     except subprocess.TimeoutExpired:
         pytest.fail(f"workers did not finish in time; their log:\n{log.read_text()[-3000:]}")
     finally:
+        engine.dispose()
         for worker in workers:
             if worker.poll() is None:
                 worker.kill()
                 worker.wait()
     codes = [worker.returncode for worker in workers]
     assert codes == [0, 0], log.read_text()[-3000:]
+    assert takeovers, "no kill left a claim behind: recovery went untested"
+    assert max(takeovers) < TAKEOVER_WITHIN, takeovers
 
 
 @pytest.mark.slow

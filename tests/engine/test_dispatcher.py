@@ -17,11 +17,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.engine.dispatcher import BACKOFF_BASE, Dispatcher
-from sendline.providers.base import Accepted, OutboundSms, ProviderRecord
+from sendline.providers.base import Accepted, OutboundSms, Provider, ProviderRecord
 from sendline.providers.sandbox import SandboxProvider
+from sendline.providers.sandbox_store import SandboxMessage
 from sendline.store.consent import Consent
 from sendline.store.credits import Credits
-from sendline.store.engine_models import Message, SandboxMessage
+from sendline.store.engine_models import Message
 from tests.engine.factories import (
     NOW,
     World,
@@ -34,6 +35,7 @@ from tests.engine.factories import (
     queue_message,
     reservation_state,
 )
+from tests.engine.sandbox_receipts import poll
 
 LEASE = timedelta(seconds=60)
 
@@ -85,7 +87,12 @@ def _records(session: Session, message_id: int) -> list[SandboxMessage]:
 
 
 def test_it_handles_an_accepted_message(
-    session: Session, world: World, dispatcher: Dispatcher, sandbox: SandboxProvider, clock: Clock
+    session: Session,
+    world: World,
+    dispatcher: Dispatcher,
+    sandbox: SandboxProvider,
+    session_factory: sessionmaker[Session],
+    clock: Clock,
 ) -> None:
     msg = queue_message(session, world.account, world.contact)
     assert dispatcher.dispatch_due() == 1
@@ -101,8 +108,8 @@ def test_it_handles_an_accepted_message(
     )
     assert dispatcher.dispatch_due() == 0  # nothing left, nothing sent twice
 
-    assert sandbox.tick(clock.advance(1)) == []  # the receipt is not due yet
-    [report] = sandbox.tick(clock.advance(2))
+    assert poll(sandbox, session_factory, clock.advance(1)) == []  # the receipt is not due yet
+    [report] = poll(sandbox, session_factory, clock.advance(2))
     assert (report.provider_id, report.status) == (sent.provider_id, "delivered")
     assert message(session, msg.id).status == "delivered"
     assert Credits(session, world.account.id).balance().purchased == 999
@@ -138,6 +145,7 @@ def test_it_handles_a_delivery_failure(
     world: World,
     dispatcher: Dispatcher,
     sandbox: SandboxProvider,
+    session_factory: sessionmaker[Session],
     clock: Clock,
     code: str,
 ) -> None:
@@ -145,7 +153,7 @@ def test_it_handles_a_delivery_failure(
     msg = queue_message(session, world.account, world.contact, to=to)
     dispatcher.dispatch_due()
     assert message(session, msg.id).status == "sent"
-    sandbox.tick(clock.advance(5))
+    poll(sandbox, session_factory, clock.advance(5))
     done = message(session, msg.id)
     assert (done.status, done.error_code) == ("undelivered", code)
     assert reservation_state(session, world.account.id, done) == "charged"  # carriers bill these
@@ -326,7 +334,7 @@ def test_it_handles_marketing_to_a_contact_who_never_opted_in(
     assert_ledger_ok(session, world.account.id)
 
 
-class _After:
+class _After(Provider):
     """The sandbox called one message at a time (no windows), doing `then()` after
     `count` sends: a signal, a jump of the clock."""
 
@@ -395,6 +403,19 @@ def test_it_handles_a_claim_that_grows_old(
     dispatcher.dispatch_due()
     statuses = [message(session, i).status for i in ids]
     assert statuses == ["sent", "sent", "queued", "queued"]
+    assert_ledger_ok(session, world.account.id)
+
+
+def test_it_handles_a_heartbeat_that_no_longer_reaches_the_database(
+    session: Session, world: World, dispatcher: Dispatcher
+) -> None:
+    """Others may soon take this worker for dead and reconcile its claims: it stops
+    calling the provider and puts its batch back."""
+    ids = [queue_message(session, world.account, world.contact).id for _ in range(3)]
+    dispatcher.alive = lambda: False
+    assert dispatcher.dispatch_due() == 3
+    assert [message(session, i).status for i in ids] == ["queued"] * 3
+    assert _records(session, ids[0]) == []
     assert_ledger_ok(session, world.account.id)
 
 

@@ -22,8 +22,9 @@ from sendline.engine.inbound import (
 )
 from sendline.errors import Conflict, InvalidInput, NotFound
 from sendline.providers.sandbox import SandboxProvider
+from sendline.providers.sandbox_store import SandboxMessage
 from sendline.store.consent import Consent
-from sendline.store.engine_models import AutomationRun, InboundMessage, Message, SandboxMessage
+from sendline.store.engine_models import AutomationRun, InboundMessage, Message
 from tests.engine.factories import (
     NOW,
     SENDER,

@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.engine.dispatcher import PACED, Dispatcher
 from sendline.engine.pacing import SHORT_WAIT, SLEEP_BUDGET
-from sendline.engine.ratelimit import try_acquire, try_acquire_all
 from sendline.providers.sandbox import SandboxProvider
-from sendline.store.engine_models import SandboxMessage
+from sendline.providers.sandbox_store import SandboxMessage
+from sendline.store.ratelimit import try_acquire, try_acquire_all
 from tests.engine.clocks import FakeClock
 from tests.engine.factories import (
     NOW,

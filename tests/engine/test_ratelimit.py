@@ -12,12 +12,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.engine.dispatcher import Dispatcher
-from sendline.engine.ratelimit import acquire, reset, try_acquire
 from sendline.errors import InvalidInput
 from sendline.providers.sandbox import SandboxProvider
+from sendline.providers.sandbox_store import SandboxMessage
 from sendline.store.db import create_engine_for
 from sendline.store.db import session_factory as make_session_factory
-from sendline.store.engine_models import Message, SandboxMessage
+from sendline.store.engine_models import Message
+from sendline.store.ratelimit import acquire, reset, try_acquire
 from tests.engine.clocks import FakeClock
 from tests.engine.factories import NOW, make_world, queue_message
 

@@ -3,6 +3,7 @@ fails with real provider codes, polices its rate, and can lose an answer."""
 
 from __future__ import annotations
 
+import ast
 import json
 import random
 import re
@@ -10,14 +11,17 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
+import sendline.providers
 from sendline.cli import app
 from sendline.engine.dispatcher import Dispatcher
+from sendline.engine.receipts import receipt_applier
 from sendline.providers.base import (
     OutboundSms,
     PermanentError,
@@ -26,9 +30,11 @@ from sendline.providers.base import (
     UnknownOutcome,
 )
 from sendline.providers.sandbox import ERRORS, TEST_NUMBERS, SandboxProvider
+from sendline.providers.sandbox_store import SandboxMessage
 from sendline.store.consent import Consent
-from sendline.store.engine_models import Message, SandboxMessage
+from sendline.store.engine_models import Message
 from tests.engine.factories import NOW, make_world, queue_message
+from tests.engine.sandbox_receipts import poll
 
 PHONE = "+14158675309"
 
@@ -172,6 +178,39 @@ def test_it_handles_its_rate(session_factory: sessionmaker[Session]) -> None:
     assert all(r.retry_after is not None and 0 < r.retry_after <= 0.5 for r in refusals)
 
 
+def test_it_handles_pushed_receipts_through_the_same_hook(
+    session: Session, session_factory: sessionmaker[Session]
+) -> None:
+    """Receipts a provider pushes (a webhook; here the sandbox's `deliver_reports`) go
+    through the hook the worker hands to polled ones, in a transaction of its own."""
+    world = make_world(session)
+    msg = queue_message(session, world.account, world.contact)
+    sandbox = SandboxProvider(session_factory, clock=lambda: NOW)
+    Dispatcher(session_factory, sandbox, worker_id="w1", clock=lambda: NOW).dispatch_due()
+    reports = sandbox.deliver_reports(NOW + timedelta(seconds=2))
+    provider_id = session.get(Message, msg.id, populate_existing=True).provider_id  # type: ignore[union-attr]
+    session.commit()  # SQLite: the test's own read holds the write lock until then
+    assert receipt_applier(session_factory)(reports, NOW) == {provider_id}
+    assert session.get(Message, msg.id, populate_existing=True).status == "delivered"  # type: ignore[union-attr]
+    session.commit()
+
+
+def test_it_handles_providers_that_never_import_the_engine() -> None:
+    """The engine applies receipts and decides; a provider only reports (issue 12)."""
+    package = Path(sendline.providers.__file__).parent
+    for module in package.glob("*.py"):
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+        imported = [
+            node.module if isinstance(node, ast.ImportFrom) else alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import | ast.ImportFrom)
+            for alias in node.names
+        ]
+        assert not [name for name in imported if (name or "").startswith("sendline.engine")], (
+            module.name
+        )
+
+
 def test_it_handles_an_unknown_rate(session_factory: sessionmaker[Session]) -> None:
     sandbox = SandboxProvider(session_factory, unknown_rate=1.0, clock=lambda: NOW)
     with pytest.raises(UnknownOutcome):
@@ -188,15 +227,17 @@ def test_it_handles_a_receipt_that_overtakes_the_sender(
     msg = queue_message(session, world.account, world.contact)
     sandbox = SandboxProvider(session_factory, clock=lambda: NOW)
     accepted = sandbox.send(_sms(msg.id))  # a worker's call, its outcome not yet committed
-    assert sandbox.tick(NOW + timedelta(seconds=2)) == []
+    assert poll(sandbox, session_factory, NOW + timedelta(seconds=2)) == []
     session.execute(
         update(Message)
         .where(Message.id == msg.id)
         .values(status="sent", provider_id=accepted.provider_id)
     )
     session.commit()
-    assert sandbox.tick(NOW + timedelta(seconds=3)) == []  # retried later, not at once
-    [report] = sandbox.tick(NOW + timedelta(seconds=4))
+    assert (
+        poll(sandbox, session_factory, NOW + timedelta(seconds=3)) == []
+    )  # retried later, not at once
+    [report] = poll(sandbox, session_factory, NOW + timedelta(seconds=4))
     assert report.provider_id == accepted.provider_id
     assert session.get(Message, msg.id, populate_existing=True).status == "delivered"  # type: ignore[union-attr]
     session.commit()
@@ -217,7 +258,7 @@ def test_it_handles_the_outbox_command(
     # after the real date.
     sandbox = SandboxProvider(session_factory, clock=lambda: NOW)
     Dispatcher(session_factory, sandbox, worker_id="w1", clock=lambda: NOW).dispatch_due()
-    sandbox.tick(NOW + timedelta(days=1))
+    poll(sandbox, session_factory, NOW + timedelta(days=1))
     shown = cli_env.invoke(app, ["sandbox", "outbox"])
     assert shown.exit_code == 0, shown.output
     assert "Spring sale today" in shown.output and "30005" in shown.output

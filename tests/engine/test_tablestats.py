@@ -11,7 +11,7 @@ from sqlalchemy import Engine, Table, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.engine.tablestats import HOT_TABLES, MIN_CHANGES, refresh_statistics
-from sendline.store.engine_models import SandboxMessage
+from sendline.providers.sandbox_store import SandboxMessage
 from sendline.store.rows import insert_rows
 from tests.engine.factories import NOW
 

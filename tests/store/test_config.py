@@ -17,7 +17,7 @@ def test_it_handles_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert settings.database_url == f"sqlite:///{tmp_path / 'var' / 'sendline.db'}"
     assert (settings.provider, settings.host, settings.port) == ("sandbox", "127.0.0.1", 8000)
     assert settings.shorteners_file is None and settings.log_level == "INFO"
-    assert settings.is_sqlite
+    assert settings.is_sqlite and settings.claim_lease == 60.0
 
 
 def test_it_handles_every_setting(tmp_path: Path) -> None:
@@ -36,6 +36,7 @@ def test_it_handles_every_setting(tmp_path: Path) -> None:
             "SENDLINE_SANDBOX_MPS": "0",
             "SENDLINE_SENDER_MPS": "1",
             "SENDLINE_ACCOUNT_MPS": "2.5",
+            "SENDLINE_CLAIM_LEASE": "15",
         }
     )
     assert settings.data_dir == tmp_path / "data"
@@ -45,6 +46,7 @@ def test_it_handles_every_setting(tmp_path: Path) -> None:
     assert settings.log_level == "DEBUG" and not settings.is_sqlite
     assert (settings.sandbox_failure_rate, settings.sandbox_mps) == (0.02, None)  # 0: unlimited
     assert (settings.sender_mps, settings.account_mps) == (1.0, 2.5)
+    assert settings.claim_lease == 15.0
     assert set(KNOWN_VARIABLES) >= {"SENDLINE_DATA_DIR", "SENDLINE_DATABASE_URL"}
 
 
@@ -67,6 +69,13 @@ def test_it_handles_every_setting(tmp_path: Path) -> None:
         ("SENDLINE_SENDER_MPS", "nan"),
         ("SENDLINE_ACCOUNT_MPS", "inf"),
         ("SENDLINE_ACCOUNT_MPS", "ten"),
+        ("SENDLINE_CLAIM_LEASE", "60s"),
+        ("SENDLINE_CLAIM_LEASE", "0"),
+        ("SENDLINE_CLAIM_LEASE", "1"),
+        ("SENDLINE_CLAIM_LEASE", "-30"),
+        ("SENDLINE_CLAIM_LEASE", "nan"),
+        ("SENDLINE_CLAIM_LEASE", "inf"),
+        ("SENDLINE_CLAIM_LEASE", "100000"),
     ],
 )
 def test_it_refuses_a_bad_value_and_names_it(name: str, value: str) -> None:

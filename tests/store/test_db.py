@@ -208,7 +208,7 @@ def test_it_handles_migrating_messages_in_flight_to_batch_reservations(
                     ),
                     {"a": account_id, "r": reservation, "t": datetime(2026, 11, 30, tzinfo=UTC)},
                 )
-        applied = upgrade(engine)
+        applied = upgrade(engine)  # 0005 onwards, up to the head (later ones too)
         assert applied[:2] == ["0005", "0006"] and applied[-1] == head_revision()
         with engine.connect() as conn:
             rows = conn.execute(text("SELECT credits_free FROM messages ORDER BY id")).all()

@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from sendline.store.engine_models import Message, SandboxMessage
+from sendline.providers.sandbox_store import SandboxMessage
+from sendline.store.engine_models import Message
 from sendline.store.ids import allocate_ids
 from sendline.store.rows import insert_rows, update_rows
 from tests.engine.factories import make_world, queue_message

@@ -15,27 +15,26 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from sendline import __version__
-from sendline.engine.worker import Worker, WorkerOptions, default_worker_id
+from sendline.bootstrap import Runtime
+from sendline.engine.worker import Worker, WorkerOptions
 from sendline.errors import SendlineError
-from sendline.providers.base import Provider
-from sendline.store.db import pending_migrations, session_factory
+from sendline.store.db import pending_migrations
 
 
-def create_app(
-    engine: Engine, provider: Provider | None, options: WorkerOptions | None = None
-) -> FastAPI:
-    """The app; with a provider, an embedded worker runs for the app's lifetime."""
+def create_app(runtime: Runtime, worker_options: WorkerOptions | None = None) -> FastAPI:
+    """The app on `runtime`'s database; with worker options, an embedded worker (on the
+    runtime's provider) runs for the app's lifetime."""
+    engine = runtime.engine
+    embedded = worker_options is not None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         worker, thread = None, None
-        if provider is not None:
-            worker_options = options or WorkerOptions(worker_id=default_worker_id())
-            worker = Worker(session_factory(engine), provider, worker_options)
+        if worker_options is not None:
+            worker = Worker(runtime.sessions, runtime.provider(), worker_options)
             thread = threading.Thread(target=worker.run, name="sendline-worker", daemon=True)
             thread.start()
         try:
@@ -67,7 +66,7 @@ def create_app(
         return {
             "status": "ready",
             "database": engine.dialect.name,
-            "worker": provider is not None,
+            "worker": embedded,
         }
 
     return app

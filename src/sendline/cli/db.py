@@ -17,10 +17,10 @@ from rich.text import Text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from sendline import bootstrap
 from sendline.cli.common import console, err_console, fail
 from sendline.config import load_settings
 from sendline.errors import InvalidInput, SendlineError
-from sendline.rulebook import shorteners
 from sendline.services import resolve_account
 from sendline.sms.links import ShortenerList
 from sendline.sms.optout import InvalidClause
@@ -30,7 +30,6 @@ from sendline.store.db import (
     open_engine,
     pending_migrations,
     redact,
-    session_factory,
     upgrade,
 )
 
@@ -77,18 +76,14 @@ def guarded(command: Callable[P, R]) -> Callable[P, R]:
 @contextmanager
 def open_store(*, require_current: bool = True) -> Iterator[sessionmaker[Session]]:
     """A session factory on the configured database, closed afterwards."""
-    settings = load_settings()
-    engine = open_engine(settings.database_url, require_current=require_current)
-    try:
-        yield session_factory(engine)
-    finally:
-        engine.dispose()
+    with bootstrap.opened(require_current=require_current) as runtime:
+        yield runtime.sessions
 
 
 def operator_shorteners() -> ShortenerList:
     """R10: the packaged public-shortener list plus the operator's own
     (SENDLINE_SHORTENERS_FILE), as the worker sees it."""
-    return shorteners(load_settings().shorteners_file)
+    return bootstrap.operator_shorteners()
 
 
 AccountOption = Annotated[

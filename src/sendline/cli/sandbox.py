@@ -18,10 +18,10 @@ from sendline.cli.common import console
 from sendline.cli.db import AccountOption, guarded, open_store, resolve_account
 from sendline.engine.inbound import Handled, receive_all
 from sendline.errors import InvalidInput
-from sendline.providers.sandbox import ERRORS, outbox
+from sendline.providers.sandbox import ERRORS
+from sendline.providers.sandbox_store import SandboxMessage, outbox
 from sendline.sms.phone import check_phone
 from sendline.store.accounts import Accounts
-from sendline.store.engine_models import SandboxMessage
 
 app = typer.Typer(
     help="The sandbox carrier: what it sent, and texts to it from a phone.",

@@ -26,9 +26,9 @@ Under a sender or account rate (SENDLINE_SENDER_MPS, SENDLINE_ACCOUNT_MPS) messa
 one at a time; one whose slot is far off goes back to the queue due then, instead of
 holding up the rest of the batch (`engine/pacing.py`).
 
-A provider that takes several messages in one exchange (`send_window`, like an SMPP
-window: each message answered on its own) gets up to its `window_size` at a time when
-no rate limit paces the sender; any other is called once per message.
+A provider gets up to its `window_size` messages in one exchange (`send_window`, like
+an SMPP window: each message answered on its own) when no rate limit paces the sender;
+one without windows declares 1 (the interface's default) and is called per message.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Protocol, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -50,7 +49,7 @@ from sendline.engine.pacing import PaceClock, Pacer
 from sendline.engine.zones import Zones, ringing_zones
 from sendline.providers.base import (
     Accepted,
-    OutboundSms,
+    Answer,
     PermanentError,
     Provider,
     ProviderError,
@@ -80,7 +79,6 @@ R13_DETAIL = "not sent: the contact is no longer opted in (R13)"
 QUIET = "waiting for the end of the recipient's quiet hours (R14)"
 PACED = "waiting for the sender's rate limit (SENDLINE_SENDER_MPS / SENDLINE_ACCOUNT_MPS)"
 
-Answer = Accepted | ProviderError
 _SCREEN_COLUMNS = (
     Message.id,
     Contact.sms_consent,
@@ -91,17 +89,6 @@ _SCREEN_COLUMNS = (
     Message.transactional,
 )
 _UNKNOWN = (None, None, None, 0, 0, False)  # a row gone meanwhile: not opted in, sent nowhere
-
-
-class WindowedProvider(Provider, Protocol):
-    # How many messages one exchange may carry: the carrier's to say (an SMPP bind's
-    # window, or the sandbox's own limit).
-    window_size: int
-
-    def send_window(self, messages: Sequence[OutboundSms]) -> list[Answer]:
-        """Hand several messages over in one exchange; each is answered on its own (an
-        error instance in its place). Raising means no answer at all: all unknown."""
-        ...
 
 
 class Dispatcher:
@@ -139,6 +126,9 @@ class Dispatcher:
         )
         self._lock = threading.Lock()
         self._unsent: dict[int, Job] = {}  # claimed, not yet handed to the provider
+        # Whether this worker may still call the provider: its heartbeat's `fresh`, set
+        # by the worker that runs one (a bare dispatcher relies on the lease alone).
+        self.alive: Callable[[], bool] = lambda: True
 
     # -- control -------------------------------------------------------------------
 
@@ -226,14 +216,17 @@ class Dispatcher:
             self._commit(pending)
 
     def _window_size(self) -> int:
-        if self._pacer is not None or not hasattr(self.provider, "send_window"):
+        if self._pacer is not None:  # paced: one message at a time
             return 1
-        return max(1, cast(WindowedProvider, self.provider).window_size)
+        return max(1, self.provider.window_size)
 
     def _must_stop(self, claimed_at: datetime) -> bool:
-        # Past half the lease a reconciler may soon call the row abandoned and look it up;
-        # a call from us after that lookup could send it twice.
-        return self._stop.is_set() or self._clock() - claimed_at > self.lease / 2
+        # Past half the lease (or half our heartbeat's declared window, when our beats
+        # no longer reach the database) a reconciler may soon call the row abandoned and
+        # look it up; a call from us after that lookup could send it twice.
+        if self._stop.is_set() or not self.alive():
+            return True
+        return self._clock() - claimed_at > self.lease / 2
 
     def _take(self, window: Sequence[Job]) -> list[Job]:
         """Mark jobs as handed over (release_claims leaves them alone from now on)."""
@@ -306,7 +299,7 @@ class Dispatcher:
 
     def _exchange(self, jobs: Sequence[Job]) -> list[Answer]:
         if len(jobs) > 1:
-            return cast(WindowedProvider, self.provider).send_window([j.sms() for j in jobs])
+            return self.provider.send_window([j.sms() for j in jobs])
         try:
             return [self.provider.send(jobs[0].sms())]
         except ProviderError as exc:
@@ -378,4 +371,4 @@ class Dispatcher:
             )
 
 
-__all__ = ["Answer", "Dispatcher", "Job", "Outcome", "WindowedProvider"]
+__all__ = ["Answer", "Dispatcher", "Job", "Outcome"]

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from sendline.engine.statuses import adopt_record
 from sendline.providers.base import OutboundSms, ProviderRecord
-from sendline.store.engine_models import Message
+from sendline.store.engine_models import Message, WorkerHeartbeat
 from sendline.store.models import Account
 from sendline.store.rows import update_rows
 from sendline.store.sets import among, unindexed
@@ -125,9 +125,16 @@ def claim_stale(
     session: Session, worker_id: str, now: datetime, lease: timedelta, limit: int
 ) -> list[Job]:
     """Take over rows whose outcome is unknown (`unknown`, or `sending` under a claim
-    older than the lease) as `unknown` claimed by us: no other reconciler looks them up
-    at the same time, and a late answer from their old worker is refused."""
-    expired = or_(Message.claimed_at.is_(None), Message.claimed_at < now - lease)
+    older than the lease or held by a worker whose heartbeat expired) as `unknown`
+    claimed by us: no other reconciler looks them up at the same time, and a late
+    answer from their old worker is refused. Never back to the queue from here: they
+    are looked up first (`settle_lookup`), as the call may have gone out (R17)."""
+    dead = select(WorkerHeartbeat.id).where(WorkerHeartbeat.expires_at < now)
+    expired = or_(
+        Message.claimed_at.is_(None),
+        Message.claimed_at < now - lease,
+        Message.claimed_by.in_(dead.scalar_subquery()),
+    )
     stale = (Message.status.in_(("sending", "unknown")), expired)
     still_stale = (unindexed(Message.status).in_(("sending", "unknown")), expired)
     values = {"status": "unknown", "claimed_by": worker_id, "claimed_at": now, "updated_at": now}

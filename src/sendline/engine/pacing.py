@@ -24,8 +24,8 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from sendline.engine import ratelimit
 from sendline.engine.outbox import Job
+from sendline.store import ratelimit
 
 SHORT_WAIT = 0.25  # seconds: a wait this short is slept, not put back
 SLEEP_BUDGET = 1.0  # seconds of such sleeps in one batch, after which waits are put back

@@ -4,15 +4,20 @@ The messages its runs queue due now are claimed for it as they are written (see 
 dispatcher) and sent in the same pass, before it polls the queue for others' messages.
 
 Everything a worker does is claimed from rows, so any number of workers can run against
-one PostgreSQL (on SQLite, one node). The loop is a plain poll with a short idle sleep:
-latency from trigger to provider call is a few poll intervals at most, and an idle
-worker costs one cheap indexed query per table per interval.
+one PostgreSQL (on SQLite, one node: `sendline worker` refuses a second). A running
+worker renews its heartbeat (engine/heartbeat.py), so the claims of one that died are
+reconciled within seconds, not after the claim lease.
+
+The loop is a plain poll with a short idle sleep: latency from trigger to provider call
+is a few poll intervals at most, and an idle worker costs one cheap indexed query per
+table per interval.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import math
 import os
 import socket
 import threading
@@ -24,11 +29,12 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.engine.dispatcher import Dispatcher
+from sendline.engine.heartbeat import Heartbeat
+from sendline.engine.receipts import receipt_applier
 from sendline.engine.runner import Runner
 from sendline.engine.tablestats import refresh_statistics
 from sendline.engine.triggers import scan_date_triggers
 from sendline.providers.base import Provider
-from sendline.providers.sandbox import SandboxProvider
 from sendline.sms.links import ShortenerList
 
 log = logging.getLogger("sendline.worker")
@@ -68,7 +74,12 @@ class WorkerOptions:
     batch_size: int = 200
     # How long a claimed message may go without an outcome before another worker's
     # reconciliation looks it up at the provider (half of it: this worker stops calling).
+    # SENDLINE_CLAIM_LEASE. A worker that died is found out sooner, by its heartbeat:
+    # renewed every `heartbeat_every` seconds, taken for dead after `heartbeat_misses`
+    # missed beats (engine/heartbeat.py).
     lease: timedelta = timedelta(seconds=60)
+    heartbeat_every: float = 1.0
+    heartbeat_misses: int = 5
     # Run batches per pass, between which messages are sent: a blast queueing 100,000
     # messages must not hold back an unrelated event's message (or its own first sends).
     run_batches_per_step: int = 2
@@ -108,11 +119,22 @@ class Worker:
             sender_mps=options.sender_mps,
             account_mps=options.account_mps,
         )
-        # The sandbox is its own carrier: its delivery receipts are produced by the
-        # worker loop, where a real provider would call our webhook.
-        self.sandbox = provider if isinstance(provider, SandboxProvider) else None
+        self.provider = provider
+        # Receipts a provider is polled for (the sandbox's) reach the engine through the
+        # same hook a pushed one (a webhook) will: none to poll is the default.
+        self.apply_receipts = receipt_applier(session_factory)
+        self.heartbeat = Heartbeat(
+            session_factory,
+            options.worker_id,
+            every=options.heartbeat_every,
+            misses=options.heartbeat_misses,
+            clock=clock,
+        )
+        self.dispatcher.alive = self.heartbeat.fresh
         self._stop = threading.Event()
-        self._last_reconcile = 0.0
+        # -inf: a worker that starts reconciles at once (what a dead one left), however
+        # long the machine has been up (monotonic time counts from boot).
+        self._last_reconcile = -math.inf
         self._last_date_scan = 0.0
         self._last_statistics = 0.0
         self.idle_since: float | None = None  # monotonic time the last busy pass ended
@@ -144,18 +166,23 @@ class Worker:
         return done
 
     def _step_sends(self) -> int:
-        """One batch of due messages, the sandbox's receipts, reconciliation when due."""
+        """One batch of due messages, polled receipts, reconciliation when due."""
         done = self.dispatcher.dispatch_due()
-        if self.sandbox is not None:
-            done += len(self.sandbox.tick(self.clock()))
+        done += self.provider.poll_receipts(self.clock(), self.apply_receipts)
         monotonic = time.monotonic()
         if monotonic - self._last_reconcile >= self.options.reconcile_every:
-            self._last_reconcile = monotonic
-            done += self.dispatcher.reconcile()
+            settled = self.dispatcher.reconcile()
+            # A full batch: a dead worker's claims may be waiting behind it (a blast's
+            # worker holds a thousand). Due again next pass, not `reconcile_every` later.
+            backlog = settled >= self.options.batch_size
+            self._last_reconcile = -math.inf if backlog else monotonic
+            done += settled
         return done
 
     def run(self) -> None:
-        """Work until `stop()`; then return claimed-but-unsent messages to the queue."""
+        """Work until `stop()`; then return claimed-but-unsent messages to the queue and
+        expire the heartbeat, so whatever claim is left is reconciled at once."""
+        self.heartbeat.start()
         log.info("worker %s started", self.options.worker_id)
         try:
             while not self._stop.is_set():
@@ -172,6 +199,7 @@ class Worker:
                     self._stop.wait(self.options.idle_sleep)
         finally:
             released = self.release_claims()
+            self.heartbeat.stop()
             log.info("worker %s stopped (%d claims released)", self.options.worker_id, released)
 
     def release_claims(self) -> int:

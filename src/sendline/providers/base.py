@@ -10,13 +10,25 @@ a different, safe reaction:
 - `UnknownOutcome`: the call may or may not have reached the provider (timeout,
   connection reset after the request went out). Sending again could text the person
   twice (R17), so the message is reconciled with `lookup`, never blindly resent.
+
+Everything the engine may ask of a provider is on `Provider`, with a default where a
+provider may lack the feature: no window (`window_size` 1, `send_window` one call per
+message), no receipts to poll (a provider that pushes them to a webhook). So the engine
+never asks which provider it has. Delivery receipts reach the engine through one hook,
+`ApplyReceipts`, whichever way they travel: the worker hands it to `poll_receipts`, and
+the webhook (a pushed receipt) will call the same function. Providers never import the
+engine: they report, the engine applies.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
+
+from sqlalchemy.orm import Session
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,17 +87,61 @@ class UnknownOutcome(ProviderError):
     """The request may have reached the provider; reconcile before anything else."""
 
 
-class Provider(Protocol):
-    name: str
+Answer = Accepted | ProviderError
 
+
+class ApplyReceipts(Protocol):
+    """The engine's side of delivery receipts: applies a batch, returns the provider ids
+    that matched a message (the others are the provider's to deliver again later).
+
+    A provider whose receipts are rows in Sendline's own database (the sandbox) passes
+    its session, so a receipt is marked done in the same transaction as its effect;
+    without one, the engine applies them in a transaction of its own."""
+
+    def __call__(
+        self, reports: Sequence[DeliveryReport], now: datetime, session: Session | None = None
+    ) -> set[str]: ...
+
+
+class Provider(ABC):
+    """A carrier adapter. `send` and `lookup` are required; the rest has defaults."""
+
+    name: str
+    # How many messages one exchange may carry: the carrier's to say (an SMPP bind's
+    # window, or the sandbox's own limit). 1: one call per message.
+    window_size: int = 1
+
+    @abstractmethod
     def send(self, sms: OutboundSms) -> Accepted:
         """Hand one message to the provider; raise a ProviderError subclass otherwise."""
-        ...
 
+    @abstractmethod
     def lookup(self, sms: OutboundSms) -> ProviderRecord | None:
         """Find a message we may have handed over; None when the provider never got it.
 
         Raises `UnknownOutcome` when the provider cannot tell either way (then the
         message stays `unknown` until a status callback or a later lookup settles it).
         """
-        ...
+
+    def send_window(self, messages: Sequence[OutboundSms]) -> list[Answer]:
+        """Hand several messages over in one exchange; each is answered on its own (an
+        error instance in its place). Raising means no answer at all: all unknown.
+
+        The default sends them one by one; an error that is no ProviderError may have
+        landed, so it answers UnknownOutcome (reconciled, never resent)."""
+        answers: list[Answer] = []
+        for sms in messages:
+            try:
+                answers.append(self.send(sms))
+            except ProviderError as exc:
+                answers.append(exc)
+            except Exception as exc:  # noqa: BLE001 - a call that blew up may have landed
+                answers.append(UnknownOutcome("error", f"provider call raised {exc!r}"[:500]))
+        return answers
+
+    def poll_receipts(self, now: datetime, apply: ApplyReceipts) -> int:
+        """Fetch the delivery receipts due by `now` and hand them to `apply`; returns
+        how many were applied. A provider that pushes its receipts to a webhook has
+        none to poll (the default)."""
+        del now, apply
+        return 0

@@ -11,45 +11,49 @@ carrier where that matters to the engine:
   To) and 21610 (unsubscribed recipient) refuse the send; 30003 (unreachable handset),
   30005 (unknown destination) and 30007 (carrier filtering) are accepted and then come
   back `undelivered` in the delivery receipt, as they do on real networks;
-- delivery receipts arrive after a delay, through `tick` (the sandbox's "callbacks");
+- delivery receipts arrive after a delay, through `poll_receipts` (its "callbacks");
 - `unknown_rate` simulates a timeout after the request went out: the message is
   recorded but the call raises UnknownOutcome, which the dispatcher must reconcile;
 - test numbers give one outcome every time, whatever the rates (`TEST_NUMBERS`; the
   first two are Twilio's own magic numbers, the rest extend the idea).
 
-Its records live in `sandbox_messages`, apart from ours, with no unique constraint on
-`message_ref` on purpose: the crash test must be able to see a double send (R17).
+Its records live in its own table (`sandbox_store`); its receipts reach the engine
+through the provider interface's one hook (`poll_receipts`), like any polled carrier's.
 """
 
 from __future__ import annotations
 
-import contextlib
 import random
 import re
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Engine, Table, case, create_engine, event, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from sendline.engine import ratelimit
-from sendline.engine.statuses import apply_delivery_reports
 from sendline.providers.base import (
     Accepted,
+    ApplyReceipts,
     DeliveryReport,
     OutboundSms,
     PermanentError,
+    Provider,
     ProviderError,
     ProviderRecord,
     TransientError,
     UnknownOutcome,
 )
-from sendline.store.db import SQLITE_BUSY_TIMEOUT_MS, begin_immediate
-from sendline.store.engine_models import SandboxMessage
-from sendline.store.rows import write_rows
-from sendline.store.sets import among
+from sendline.providers.sandbox_store import (
+    INSERT,
+    CarrierLog,
+    SandboxMessage,
+    carrier_engine,
+    finish,
+    outbox,
+)
+from sendline.store import ratelimit
 from sendline.store.types import utcnow
 
 # Real Twilio error codes and what they mean.
@@ -85,11 +89,9 @@ REPORT_BATCH = 500
 # The carrier checks the form of the number (the pipeline already held numbers that are
 # not valid, R8); a full libphonenumber parse here would cost more than the send.
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
-_TABLE = cast(Table, SandboxMessage.__table__)
-_INSERT = _TABLE.insert()  # Core: compiled once, cached
 
 
-class SandboxProvider:
+class SandboxProvider(Provider):
     """The simulated carrier. Thread-safe; any number of processes may share its tables."""
 
     name = "sandbox"
@@ -127,8 +129,8 @@ class SandboxProvider:
         # call per message.
         self._ids = random.Random()
         self._clock = clock
-        engine = _carrier_engine(session_factory)
-        self._carrier = _CarrierLog(engine) if engine is not None else None
+        engine = carrier_engine(session_factory)
+        self._carrier = CarrierLog(engine) if engine is not None else None
 
     # -- the provider interface ----------------------------------------------------
 
@@ -187,29 +189,31 @@ class SandboxProvider:
         """Mark every due receipt as sent and return them (as a webhook would carry them)."""
         with self._session_factory.begin() as session:
             due = self._due(session, now)
-            _finish(session, [row.id for row in due], reported=True)
+            finish(session, [row.id for row in due], reported=True)
         return [_report(row, now) for row in due]
 
-    def tick(self, now: datetime) -> list[DeliveryReport]:
-        """Deliver due receipts straight into Sendline; returns those applied.
+    def poll_receipts(self, now: datetime, apply: ApplyReceipts) -> int:
+        """Hand the due receipts to the engine (`apply`); returns how many it applied.
 
-        One transaction: a receipt is marked reported only together with its effect. One
-        whose message does not carry our id yet (the sender has not recorded its
-        outcome) is retried later, as carriers retry status callbacks.
+        One transaction, the carrier's own session: a receipt is marked reported only
+        together with its effect. One whose message does not carry our id yet (the sender
+        has not recorded its outcome) is retried later, as carriers retry status
+        callbacks.
         """
         with self._session_factory.begin() as session:
             due = self._due(session, now)
-            reports = {row.provider_id: _report(row, now) for row in due}
-            matched = apply_delivery_reports(session, list(reports.values()), now)
+            if not due:
+                return 0
+            matched = apply([_report(row, now) for row in due], now, session)
             done = [
                 row.id
                 for row in due
                 if row.provider_id in matched or now - row.accepted_at > REPORT_RETRY_WINDOW
             ]
-            _finish(session, done, reported=True)
+            finish(session, done, reported=True)
             retry = sorted({row.id for row in due} - set(done))
-            _finish(session, retry, reported=False, due_at=now + self.report_delay)
-        return [reports[provider_id] for provider_id in matched]
+            finish(session, retry, reported=False, due_at=now + self.report_delay)
+        return len(matched)
 
     def outbox(self, limit: int = 50) -> list[SandboxMessage]:
         """What the sandbox "sent", newest first."""
@@ -278,7 +282,7 @@ class SandboxProvider:
             self._carrier.insert(records)
             return
         with self._session_factory.begin() as session:
-            session.execute(_INSERT, records)
+            session.execute(INSERT, records)
 
     def _roll(self, to: str) -> tuple[str | None, bool]:
         """The failure code this message meets (None: delivered), and whether its
@@ -314,100 +318,6 @@ class SandboxProvider:
             .limit(REPORT_BATCH)
             .with_for_update(skip_locked=True)
         ).all()
-
-
-def outbox(session: Session, limit: int = 50) -> list[SandboxMessage]:
-    """What the sandbox "sent", newest first."""
-    query = select(SandboxMessage).order_by(SandboxMessage.id.desc()).limit(limit)
-    return list(session.scalars(query))
-
-
-def _carrier_engine(session_factory: sessionmaker[Session]) -> Engine | None:
-    """The carrier keeps its records over its own connections, as the separate system it
-    stands for, in autocommit mode: a record is one INSERT, its own transaction, one
-    round trip, with none of the sender's session machinery around it.
-
-    PostgreSQL: without waiting for the disk (synchronous_commit off). The record is
-    visible, and survives any client crash, at once; the sender's own later (synchronous)
-    commit flushes it to disk too. Only a database crash could lose one, and then the
-    carrier "forgot" the message: still at most once. SQLite: the same file, its WAL
-    mode kept, waiting its turn for the write lock like every other writer.
-    """
-    bind = session_factory.kw.get("bind")
-    if not isinstance(bind, Engine):
-        return None
-    if bind.dialect.name == "postgresql":
-        return create_engine(
-            bind.url,
-            isolation_level="AUTOCOMMIT",
-            pool_size=2,
-            connect_args={"options": "-c synchronous_commit=off"},
-        )
-    engine = create_engine(bind.url, isolation_level="AUTOCOMMIT")
-    event.listen(engine, "connect", _sqlite_carrier_connect)
-    return engine
-
-
-class _CarrierLog:
-    """The carrier's records of accepted messages, written on the raw driver connection
-    (COPY on PostgreSQL): they are on the path of every send, and SQLAlchemy's
-    per-statement machinery costs more than the INSERT itself. The value conversions
-    are still the columns' own."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self._sqlite = engine.dialect.name == "sqlite"
-
-    def insert(self, records: Sequence[dict[str, Any]]) -> None:
-        """One transaction for all the records."""
-        raw = self.engine.raw_connection()  # from the pool, in autocommit mode
-        try:
-            cursor = raw.cursor()
-            try:
-                if self._sqlite:  # take the write lock up front, as every Sendline writer does
-                    begin_immediate(raw.dbapi_connection)
-                else:
-                    cursor.execute("BEGIN")
-                try:
-                    write_rows(raw.dbapi_connection, self.engine.dialect, _TABLE, records)
-                    cursor.execute("COMMIT")
-                except BaseException:
-                    with contextlib.suppress(Exception):  # the connection may be gone
-                        cursor.execute("ROLLBACK")
-                    raise
-            finally:
-                cursor.close()
-        finally:
-            raw.close()
-
-
-def _sqlite_carrier_connect(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-    finally:
-        cursor.close()
-
-
-def _finish(
-    session: Session, ids: Sequence[int], *, reported: bool, due_at: datetime | None = None
-) -> None:
-    """The network has decided: delivered, or undelivered with the code picked at send."""
-    if not ids:
-        return
-    values: dict[str, Any] = {
-        "status": case((SandboxMessage.error_code.is_(None), "delivered"), else_="undelivered"),
-        "reported": reported,
-    }
-    if due_at is not None:
-        values["report_due_at"] = due_at
-    session.execute(
-        update(SandboxMessage)
-        .where(among(session, SandboxMessage.id, ids))
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
 
 
 def _report(row: Any, now: datetime) -> DeliveryReport:

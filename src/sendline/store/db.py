@@ -12,6 +12,7 @@ no alembic.ini is needed at runtime.
 
 from __future__ import annotations
 
+import fcntl
 import random
 import sqlite3
 import time
@@ -31,7 +32,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from sendline.errors import DatabaseUnavailable, PendingMigrations
+from sendline.errors import DatabaseUnavailable, PendingMigrations, WorkerAlreadyRunning
 from sendline.store.sets import IdList
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -220,3 +221,33 @@ def open_engine(url: str, *, require_current: bool = True) -> Engine:
         engine.dispose()
         raise
     return engine
+
+
+@contextmanager
+def sole_worker(url: str) -> Iterator[None]:
+    """On SQLite, while this runs no other worker may run on the same file.
+
+    SQLite is one node with one writer: a second worker would only fight the first for
+    the write lock, and users who start one by mistake deserve to hear it. An exclusive
+    lock on a file beside the database (`<file>.worker.lock`) is held for as long as the
+    worker runs; the kernel drops it when the process ends, `kill -9` included, so a
+    crash never leaves a stale lock behind. PostgreSQL: any number of workers.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        yield
+        return
+    path = Path(f"{parsed.database}.worker.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise WorkerAlreadyRunning(
+                f"a worker is already running on {parsed.database}: SQLite runs one "
+                "(stop it first, or use PostgreSQL for several)"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,5 +1,5 @@
 """Tables of the engine: automations and their versions, runs, messages, inbound texts,
-the sandbox carrier's records and the shared rate-limit state.
+the workers' heartbeats and the shared rate-limit state.
 
 The database is the queue: a message or an automation run is a row with a status and a
 due time, and workers claim due rows (FOR UPDATE SKIP LOCKED on PostgreSQL). Nothing is
@@ -222,34 +222,6 @@ class InboundMessage(Base):
     reviewed_by: Mapped[str | None] = mapped_column(String(100))
 
 
-class SandboxMessage(Base):
-    """What the sandbox carrier received: its own records, kept apart from ours so a
-    test can prove each message reached the "carrier" at most once (R17)."""
-
-    __tablename__ = "sandbox_messages"
-    # No index on provider_id: the carrier never looks its records up by it (migration
-    # 0006). Our side keeps its unique index on messages.provider_id, which receipts are
-    # matched by; the sandbox's ids sort by time so that index grows at its end.
-    __table_args__ = (
-        Index("ix_sandbox_messages_message_ref", "message_ref"),
-        Index("ix_sandbox_messages_report_due", "reported", "report_due_at"),
-        {"sqlite_autoincrement": True},
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    provider_id: Mapped[str] = mapped_column(String(64))
-    message_ref: Mapped[int | None] = mapped_column(Integer)
-    sender: Mapped[str | None] = mapped_column(String(20))
-    to: Mapped[str] = mapped_column(String(20))
-    body: Mapped[str] = mapped_column(Text)
-    segments: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(12))  # sent, delivered, undelivered, failed
-    error_code: Mapped[str | None] = mapped_column(String(16))
-    accepted_at: Mapped[datetime] = mapped_column(default=utcnow)
-    report_due_at: Mapped[datetime] = mapped_column()
-    reported: Mapped[bool] = mapped_column(default=False)
-
-
 class RateLimit(Base):
     """Shared rate-limit state (GCRA): the theoretical arrival time of the next unit.
 
@@ -261,3 +233,21 @@ class RateLimit(Base):
 
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     tat: Mapped[float] = mapped_column(Float, default=0.0)  # epoch seconds
+
+
+class WorkerHeartbeat(Base):
+    """A running worker's heartbeat: renewed every second or so while it lives.
+
+    A claim (`messages.claimed_by`) whose worker's heartbeat has expired is free for
+    reconciliation at once, without waiting for the claim's lease: a `kill -9`ed worker
+    is recovered from in seconds. Each worker writes its own expiry (when it is to be
+    taken for dead), so workers need not agree on an interval; one that stops cleanly
+    expires its row at once.
+    """
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)  # messages.claimed_by
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()

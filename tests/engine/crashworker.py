@@ -1,7 +1,9 @@
 """A worker for the crash-safety test: the real worker's passes (runs, the hand-off of
 their messages, dispatch, receipts, reconciliation at every pass), until nothing is left.
 
-    python -m sendline.engine.crashworker DATABASE_URL [--lease 2] [--batch 50] ...
+    python -m tests.engine.crashworker DATABASE_URL [--lease 15] [--heartbeat 0.2] ...
+
+(from the repository's root). It lives with the tests: nothing but the crash test runs it.
 
 The test starts two of these against one PostgreSQL, `kill -9`s them at random and
 restarts them; whatever they leave behind (rows claimed, calls made but not recorded)
@@ -36,9 +38,10 @@ log = logging.getLogger("sendline.crashworker")
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m sendline.engine.crashworker")
+    parser = argparse.ArgumentParser(prog="python -m tests.engine.crashworker")
     parser.add_argument("database_url")
-    parser.add_argument("--lease", type=float, default=2.0, help="seconds")
+    parser.add_argument("--lease", type=float, default=60.0, help="seconds")
+    parser.add_argument("--heartbeat", type=float, default=1.0, help="seconds between beats")
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--failure-rate", type=float, default=0.0)
     parser.add_argument("--unknown-rate", type=float, default=0.0)
@@ -73,12 +76,14 @@ def run(args: argparse.Namespace) -> int:
         worker_id=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
         batch_size=args.batch,
         lease=timedelta(seconds=args.lease),
+        heartbeat_every=args.heartbeat,
         reconcile_every=0.0,  # every pass: the test's leases are short
         date_scan_every=3600.0,
     )
     worker = Worker(factory, sandbox, options)
     tune_garbage_collector()  # as `sendline worker` does
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    worker.heartbeat.start()
     try:
         while not worker.dispatcher.stopping:
             try:
@@ -93,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     finally:
         worker.release_claims()
+        worker.heartbeat.stop()
         sandbox.close()
         engine.dispose()
 
