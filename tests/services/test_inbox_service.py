@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.engine.inbound import receive
 from sendline.errors import Conflict, InvalidInput, NotFound
-from sendline.services.inbox import list_inbound, review_reply
+from sendline.services.inbox import list_inbound, receive_text, review_reply
 from sendline.store.consent import Consent
 from tests.engine.factories import NOW, SENDER, World, make_world
 
@@ -65,3 +65,25 @@ def test_it_handles_a_review_and_closes_the_queue(
         review_reply(session_factory, flagged.id, opt_out=False, by="bob")
     with pytest.raises(NotFound):
         review_reply(session_factory, 10**25, opt_out=False, by="bob")
+
+
+def test_it_handles_a_stop_from_the_contacts_phone_before_returning(
+    session_factory: sessionmaker[Session], session: Session
+) -> None:
+    made = make_world(session)
+    phone = made.contact.phone
+    session.commit()
+    first = receive_text(session_factory, from_number=phone, body=" Stop! ")
+    assert [(r.action, r.account_name, r.has_contact, r.replied) for r in first] == [
+        ("opt_out", made.account.name, True, True)
+    ]
+    session.expire_all()
+    assert Consent(session, made.account.id).status(made.contact.id) == "opted_out"
+    session.rollback()  # this test's reader steps aside for the next text's write
+    again = receive_text(session_factory, from_number=phone, body="STOP")
+    assert [(r.action, r.replied) for r in again] == [("opt_out", False)]  # one confirmation
+
+
+def test_it_refuses_a_reply_from_no_real_number(session_factory: sessionmaker[Session]) -> None:
+    with pytest.raises(InvalidInput, match="not a valid phone number"):
+        receive_text(session_factory, from_number="12345", body="STOP")

@@ -8,9 +8,9 @@ import typer
 from rich.table import Table
 
 from sendline.cli.common import console
-from sendline.cli.db import AccountOption, guarded, open_store, resolve_account
+from sendline.cli.db import AccountOption, guarded, open_store
 from sendline.services.accounts import grant_monthly_credits, purchase_credits
-from sendline.store.credits import Credits
+from sendline.services.credits import credit_statement
 from sendline.store.monthly import check_period, period_of
 from sendline.store.types import utcnow
 
@@ -26,36 +26,30 @@ def show(
     entries: Annotated[int, typer.Option("--ledger", help="Ledger entries to list.")] = 10,
 ) -> None:
     """Show the balance and the latest ledger entries."""
-    with open_store() as sessions, sessions.begin() as session:
-        found = resolve_account(session, account)
-        credits = Credits(session, found.id)
-        audit = credits.audit()
-        balance = audit.balance
-        console.print(
-            f"{found.name}: {balance.available} credits available "
-            f"({balance.free} free, {balance.purchased} purchased), {balance.reserved} reserved"
+    with open_store() as sessions:
+        statement = credit_statement(sessions, account, entries=entries)
+    balance = statement.audit.balance
+    console.print(
+        f"{statement.account_name}: {balance.available} credits available "
+        f"({balance.free} free, {balance.purchased} purchased), {balance.reserved} reserved"
+    )
+    if not statement.audit.ok:  # pragma: no cover - the invariant is enforced on every write
+        console.print(f"[bold red]ledger sums to {statement.audit.ledger}, balance says {balance}")
+    if not statement.entries:
+        return
+    table = Table("id", "when (UTC)", "kind", "amount", "free", "purchased", "reserved", "note")
+    for line in statement.entries:
+        table.add_row(
+            str(line.id),
+            line.created_at.strftime("%Y-%m-%d %H:%M"),
+            line.kind,
+            str(line.amount),
+            f"{line.free_delta:+d}",
+            f"{line.purchased_delta:+d}",
+            f"{line.reserved_delta:+d}",
+            line.about,
         )
-        if not audit.ok:  # pragma: no cover - the invariant is enforced on every write
-            console.print(f"[bold red]ledger sums to {audit.ledger}, balance says {balance}")
-        ledger = credits.ledger(limit=max(entries, 0))
-        if not ledger:
-            return
-        table = Table("id", "when (UTC)", "kind", "amount", "free", "purchased", "reserved", "note")
-        for entry in ledger:
-            about = [entry.note or (f"message {entry.message_id}" if entry.message_id else "")]
-            if entry.reservation_id is not None:  # a settlement: which reservation it settles
-                about.append(f"of reservation {entry.reservation_id}")
-            table.add_row(
-                str(entry.id),
-                entry.created_at.strftime("%Y-%m-%d %H:%M"),
-                entry.kind,
-                str(entry.amount),
-                f"{entry.free_delta:+d}",
-                f"{entry.purchased_delta:+d}",
-                f"{entry.reserved_delta:+d}",
-                ", ".join(part for part in about if part),
-            )
-        console.print(table)
+    console.print(table)
 
 
 @app.command("purchase")

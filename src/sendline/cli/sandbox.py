@@ -7,21 +7,16 @@ number, so STOP, START, HELP and ordinary replies can be tried without a provide
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
-from sqlalchemy.orm import Session
 
 from sendline.cli.common import console
-from sendline.cli.db import AccountOption, guarded, open_store, resolve_account
-from sendline.engine.inbound import Handled, receive_all
-from sendline.errors import InvalidInput
+from sendline.cli.db import AccountOption, guarded, open_store
 from sendline.providers.sandbox import ERRORS
 from sendline.providers.sandbox_store import SandboxMessage, outbox
-from sendline.sms.phone import check_phone
-from sendline.store.accounts import Accounts
+from sendline.services.inbox import Received, receive_text
 
 app = typer.Typer(
     help="The sandbox carrier: what it sent, and texts to it from a phone.",
@@ -64,32 +59,27 @@ def reply_command(
     account: AccountOption = None,
 ) -> None:
     """Text an account's number from a phone, as if through the carrier (R12)."""
-    if not check_phone(number).ok:
-        raise InvalidInput(f"{number!r} is not a valid phone number (use +country code)")
-    with open_store() as sessions, sessions.begin() as session:
-        to_number = _account_number(session, account)
-        handled = receive_all(
-            session, from_number=number, to_number=to_number, body=body, now=datetime.now(UTC)
-        )
-        for item in handled:
-            console.print(describe(item, number))
+    with open_store() as sessions:
+        handled = receive_text(sessions, from_number=number, body=body, account_ref=account)
+    for item in handled:
+        console.print(describe(item, number))
 
 
-def describe(item: Handled, number: str) -> str:
+def describe(item: Received, number: str) -> str:
     """One line saying what an inbound text did."""
-    where = f"account {item.account.name}" if item.account is not None else "no account"
+    where = f"account {item.account_name}" if item.account_name is not None else "no account"
     if item.duplicate:
         return "already received (same provider id): nothing done"
-    if item.contact is None:
+    if not item.has_contact:
         return f"no contact has {number} in {where}: stored as {item.action}, nothing else done"
     if item.action == "opt_out":
         text = f"opted out {number} from {where}"
-        text += "; confirmation queued" if item.reply else "; already opted out, no confirmation"
+        text += "; confirmation queued" if item.replied else "; already opted out, no confirmation"
         if item.canceled:
             text += f"; {item.canceled} pending message(s) canceled"
         return text
     if item.action == "opt_in":
-        if item.reply is None:
+        if not item.replied:
             return f"{number} is already opted in to {where}: nothing sent"
         return f"opted in {number} to {where}; confirmation queued"
     if item.action == "help":
@@ -97,14 +87,6 @@ def describe(item: Handled, number: str) -> str:
     if item.action == "review":
         return f"stored for review: it may ask to stop ({number}, {where}); consent unchanged"
     return f"reply from {number} stored ({where}); {item.enrolled} automation run(s) started"
-
-
-def _account_number(session: Session, ref: str | None) -> str | None:
-    """The number the phone texts: the account's sender number, when one is known."""
-    if ref is not None:
-        return resolve_account(session, ref).sender_number
-    every = Accounts(session).list()
-    return every[0].sender_number if len(every) == 1 else None
 
 
 def _error(code: str | None) -> str:

@@ -12,9 +12,11 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from sendline.engine.inbound import review
+from sendline.engine.inbound import Handled, receive_all, review
 from sendline.errors import InvalidInput
 from sendline.services import resolve_account
+from sendline.sms.phone import check_phone
+from sendline.store.accounts import Accounts
 from sendline.store.engine_models import InboundMessage
 
 MAX_LIST = 1000
@@ -121,3 +123,59 @@ def review_reply(
             session, owner.id, reply_id, opt_out=opt_out, by=by, now=now or datetime.now(UTC)
         )
         return ReviewResult(view_of(done.inbound), done.consent_event_id, done.canceled)
+
+
+@dataclass(frozen=True)
+class Received:
+    """What one inbound text did for one account, as the shells report it."""
+
+    action: str  # opt_out, opt_in, help, review, none
+    account_name: str | None
+    has_contact: bool
+    replied: bool  # a confirmation or help text was queued
+    canceled: int  # pending messages an opt-out canceled
+    enrolled: int  # automation runs the reply started
+    duplicate: bool  # the same provider id was handled before: nothing done
+
+
+def receive_text(
+    sessions: sessionmaker[Session],
+    *,
+    from_number: str,
+    body: str,
+    account_ref: str | None = None,
+    to_number: str | None = None,
+    provider_id: str | None = None,
+) -> list[Received]:
+    """An inbound text (R12), from a carrier's webhook or the sandbox phone: stored, and
+    an opt-out committed before this returns. `account_ref` names the account whose
+    number was texted when the carrier does not say (`to_number`)."""
+    if not check_phone(from_number).ok:
+        raise InvalidInput(f"{from_number!r} is not a valid phone number (use +country code)")
+    with sessions.begin() as session:
+        if to_number is None and account_ref is not None:
+            to_number = resolve_account(session, account_ref).sender_number
+        elif to_number is None:
+            every = Accounts(session).list()
+            to_number = every[0].sender_number if len(every) == 1 else None
+        handled = receive_all(
+            session,
+            from_number=from_number,
+            to_number=to_number,
+            body=body,
+            provider_id=provider_id,
+            now=datetime.now(UTC),
+        )
+        return [_received(item) for item in handled]
+
+
+def _received(item: Handled) -> Received:
+    return Received(
+        action=item.action,
+        account_name=item.account.name if item.account is not None else None,
+        has_contact=item.contact is not None,
+        replied=item.reply is not None,
+        canceled=item.canceled,
+        enrolled=item.enrolled,
+        duplicate=item.duplicate,
+    )
