@@ -33,11 +33,10 @@ from sendline.sms.check import MessageCheck, MessageRules, check_message
 from sendline.sms.links import ShortenerList
 from sendline.sms.schedule import next_send_time
 from sendline.sms.templates import Template, TemplateError
+from sendline.store.batch_writes import allocate_ids, insert_rows
 from sendline.store.credits import Credits
 from sendline.store.engine_models import Message
-from sendline.store.ids import allocate_ids
 from sendline.store.models import Account
-from sendline.store.rows import insert_rows
 from sendline.store.sets import among
 
 _MESSAGES = cast(Table, Message.__table__)
