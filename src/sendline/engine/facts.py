@@ -15,8 +15,8 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from sendline.store.batch_filter import among
 from sendline.store.models import Contact
-from sendline.store.sets import among
 
 
 class Recipient(Protocol):

@@ -33,11 +33,11 @@ from sendline.sms.check import MessageCheck, MessageRules, check_message
 from sendline.sms.links import ShortenerList
 from sendline.sms.schedule import next_send_time
 from sendline.sms.templates import Template, TemplateError
+from sendline.store.batch_filter import among
 from sendline.store.batch_writes import allocate_ids, insert_rows
 from sendline.store.credits import Credits
 from sendline.store.engine_models import Message
 from sendline.store.models import Account
-from sendline.store.sets import among
 
 _MESSAGES = cast(Table, Message.__table__)
 # What a check decides lives in engine/verdicts.py; named here too, where callers look.
