@@ -24,8 +24,8 @@ from typing import Any, cast
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from sendline.engine.facts import Recipient
 from sendline.engine.frequency import recent_clauses, recent_counts
+from sendline.engine.recipients import Recipient
 from sendline.engine.verdicts import NO_CREDITS, Checked, Draft, DryRun, Hold, Reserve
 from sendline.engine.zones import Zones, ringing_zones
 from sendline.rulebook import packaged_shorteners
