@@ -28,7 +28,7 @@ from sendline.engine.frequency import recent_clauses, recent_counts
 from sendline.engine.recipients import Recipient
 from sendline.engine.verdicts import NO_CREDITS, Checked, Draft, DryRun, Hold, Reserve
 from sendline.engine.zones import Zones, ringing_zones
-from sendline.rulebook import packaged_shorteners
+from sendline.shortener_files import packaged_shorteners
 from sendline.sms.check import MessageCheck, MessageRules, check_message
 from sendline.sms.links import ShortenerList
 from sendline.sms.schedule import next_send_time
