@@ -20,10 +20,10 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from sendline.engine.auto_replies import settle_reply
 from sendline.engine.dispatcher import PACED
 from sendline.engine.pipeline import HOLD_REASONS, Pipeline, SmsRequest
 from sendline.engine.recipients import ContactFacts, load_facts
-from sendline.engine.replies import settle_reply
 from sendline.engine.zones import local_zone
 from sendline.errors import InvalidInput, NotFound
 from sendline.sms.links import ShortenerList
