@@ -166,7 +166,7 @@ def sql_floor(engine: Engine, count: int) -> float:
     """Bare SQL: insert `count` rows, claim them in batches, mark them sending then sent.
 
     The plainest fast way each database offers, the same ways the engine writes
-    (`store/rows.py`), so the ratio is the product's cost over the same work: the claim's
+    (`store/batch_writes.py`), so the ratio is the product's cost over the same work: the claim's
     index, as any queue has (without it each claim scans and sorts the whole table, and
     the floor measured that scan: it read 30,000/s on SQLite where this reads about
     100,000); the claim's update by id list; on SQLite executemany for the inserts and

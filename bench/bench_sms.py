@@ -17,7 +17,7 @@ from typing import Any
 import phonenumbers
 
 from bench.common import best_rate, print_table
-from sendline.rulebook import packaged_shorteners
+from sendline.shortener_files import packaged_shorteners
 from sendline.sms.check import MessageRules, check_message
 from sendline.sms.encoding import segment_info
 from sendline.sms.optout import has_optout_clause, with_optout_clause

@@ -21,7 +21,7 @@ from sendline.config import Settings, load_settings
 from sendline.engine.worker import WorkerOptions, default_worker_id
 from sendline.providers.base import Provider
 from sendline.providers.factory import build_provider
-from sendline.rulebook import shorteners
+from sendline.shortener_files import shorteners
 from sendline.sms.links import ShortenerList
 from sendline.store.db import open_engine, session_factory, sole_worker
 

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from sendline.cli import app
 from sendline.engine.actions import Actions
+from sendline.engine.auto_replies import queue_reply
 from sendline.engine.held import release
 from sendline.engine.pipeline import SmsRequest
-from sendline.engine.replies import queue_reply
 from sendline.services.messages import release_held
 from sendline.store.consent import Consent
 from sendline.store.credits import Credits

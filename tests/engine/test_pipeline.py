@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from sendline.engine.auto_replies import queue_reply
 from sendline.engine.held import release
 from sendline.engine.pipeline import HOLD_REASONS, Pipeline, SmsRequest
-from sendline.engine.replies import queue_reply
 from sendline.store.accounts import Accounts
 from sendline.store.credits import Credits
 from sendline.store.engine_models import Message

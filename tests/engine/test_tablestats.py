@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.engine.tablestats import HOT_TABLES, MIN_CHANGES, refresh_statistics
 from sendline.providers.sandbox_store import SandboxMessage
-from sendline.store.rows import insert_rows
+from sendline.store.batch_writes import insert_rows
 from tests.engine.factories import NOW
 
 

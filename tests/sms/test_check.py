@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sendline.rulebook import packaged_shorteners
+from sendline.shortener_files import packaged_shorteners
 from sendline.sms.check import MessageRules, check_message
 from sendline.sms.optout import has_optout_clause
 

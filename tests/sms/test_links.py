@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sendline.rulebook import packaged_shorteners
+from sendline.shortener_files import packaged_shorteners
 from sendline.sms.links import ShortenerList, find_links, shortener_links
 
 SHORTENERS = packaged_shorteners()

@@ -19,7 +19,7 @@ from rich.text import Text
 
 from sendline.cli.common import console, usage_error
 from sendline.cli.db import guarded
-from sendline.rulebook import shorteners
+from sendline.shortener_files import shorteners
 from sendline.sms.check import MessageCheck, MessageRules, check_message
 from sendline.sms.optout import DEFAULT_CLAUSE, classify_reply
 from sendline.sms.phone import PhoneCheck, check_phone

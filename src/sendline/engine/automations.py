@@ -46,7 +46,7 @@ from sendline.engine.definitions import (
     parse_definition,
 )
 from sendline.errors import Conflict, InvalidInput, NotFound
-from sendline.rulebook import packaged_shorteners
+from sendline.shortener_files import packaged_shorteners
 from sendline.sms.check import MessageRules, check_message
 from sendline.sms.links import ShortenerList
 from sendline.sms.templates import Template, TemplateError

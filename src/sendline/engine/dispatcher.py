@@ -58,9 +58,9 @@ from sendline.providers.base import (
     UnknownOutcome,
 )
 from sendline.sms.schedule import next_send_time
+from sendline.store.batch_filter import among
 from sendline.store.engine_models import Message
 from sendline.store.models import Account, Contact
-from sendline.store.sets import among
 
 log = logging.getLogger(__name__)
 

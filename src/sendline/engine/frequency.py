@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from sendline.store.batch_filter import among
 from sendline.store.engine_models import Message
-from sendline.store.sets import among
 
 # Statuses that count toward the frequency cap: everything that was or will be sent.
 CAPPED_STATUSES = ("queued", "sending", "unknown", "sent", "delivered", "undelivered")

@@ -20,19 +20,19 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from sendline.engine.auto_replies import settle_reply
 from sendline.engine.dispatcher import PACED
-from sendline.engine.facts import ContactFacts, load_facts
 from sendline.engine.pipeline import HOLD_REASONS, Pipeline, SmsRequest
-from sendline.engine.replies import settle_reply
+from sendline.engine.recipients import ContactFacts, load_facts
 from sendline.engine.zones import local_zone
 from sendline.errors import InvalidInput, NotFound
 from sendline.sms.links import ShortenerList
+from sendline.store.batch_filter import among
+from sendline.store.batch_writes import update_rows
 from sendline.store.credits import Credits
 from sendline.store.engine_models import MESSAGE_STATUSES, Message
 from sendline.store.ids import is_id
 from sendline.store.models import Account
-from sendline.store.rows import update_rows
-from sendline.store.sets import among
 
 MAX_RELEASE = 10_000  # one transaction: a release is all or nothing
 _MESSAGES = cast(Table, Message.__table__)

@@ -28,7 +28,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from sendline.engine.replies import queue_reply
+from sendline.engine.auto_replies import queue_reply
 from sendline.engine.triggers import on_reply
 from sendline.errors import Conflict, InvalidInput, NotFound
 from sendline.sms.optout import ReplyAction, classify_reply

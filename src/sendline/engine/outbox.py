@@ -20,10 +20,10 @@ from sqlalchemy.orm import Session
 
 from sendline.engine.statuses import adopt_record
 from sendline.providers.base import OutboundSms, ProviderRecord
+from sendline.store.batch_filter import among, unindexed
+from sendline.store.batch_writes import update_rows
 from sendline.store.engine_models import Message, WorkerHeartbeat
 from sendline.store.models import Account
-from sendline.store.rows import update_rows
-from sendline.store.sets import among, unindexed
 from sendline.store.settlement import SHARE_COLUMNS, SettleKind, settle_shares
 
 _CLAIM_COLUMNS = (

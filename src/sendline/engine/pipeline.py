@@ -24,21 +24,20 @@ from typing import Any, cast
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from sendline.engine.facts import Recipient
 from sendline.engine.frequency import recent_clauses, recent_counts
+from sendline.engine.recipients import Recipient
 from sendline.engine.verdicts import NO_CREDITS, Checked, Draft, DryRun, Hold, Reserve
 from sendline.engine.zones import Zones, ringing_zones
-from sendline.rulebook import packaged_shorteners
+from sendline.shortener_files import packaged_shorteners
 from sendline.sms.check import MessageCheck, MessageRules, check_message
 from sendline.sms.links import ShortenerList
 from sendline.sms.schedule import next_send_time
 from sendline.sms.templates import Template, TemplateError
+from sendline.store.batch_filter import among
+from sendline.store.batch_writes import allocate_ids, insert_rows
 from sendline.store.credits import Credits
 from sendline.store.engine_models import Message
-from sendline.store.ids import allocate_ids
 from sendline.store.models import Account
-from sendline.store.rows import insert_rows
-from sendline.store.sets import among
 
 _MESSAGES = cast(Table, Message.__table__)
 # What a check decides lives in engine/verdicts.py; named here too, where callers look.

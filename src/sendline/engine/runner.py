@@ -43,10 +43,10 @@ from sendline.engine.definitions import (
     Step,
     WaitStep,
 )
-from sendline.engine.facts import ContactFacts, Recipient, load_facts
 from sendline.engine.outbox import Job
 from sendline.engine.pipeline import Pipeline, SmsRequest
-from sendline.engine.positions import RUN_COLUMNS, RunState, write_back
+from sendline.engine.recipients import ContactFacts, Recipient, load_facts
+from sendline.engine.run_positions import RUN_COLUMNS, RunState, write_back
 from sendline.engine.zones import local_zone
 from sendline.errors import SendlineError
 from sendline.sms.links import ShortenerList

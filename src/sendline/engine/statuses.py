@@ -32,8 +32,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from sendline.providers.base import DeliveryReport, ProviderRecord
+from sendline.store.batch_filter import among, unindexed
 from sendline.store.engine_models import Message
-from sendline.store.sets import among, unindexed
 from sendline.store.settlement import SettleKind, settle_shares
 
 RANK: dict[str, int] = {

@@ -43,9 +43,9 @@ from sendline.engine.definitions import AutomationDefinition, BulkTrigger, Condi
 from sendline.engine.zones import local_zone
 from sendline.errors import Conflict, InvalidInput
 from sendline.sms.optout import ReplyAction, classify_reply
+from sendline.store.batch_filter import among
 from sendline.store.engine_models import Automation, AutomationRun, AutomationVersion
 from sendline.store.models import Contact
-from sendline.store.sets import among
 from sendline.store.types import UTCDateTime
 
 log = logging.getLogger(__name__)

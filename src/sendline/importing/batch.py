@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from sendline.engine import triggers
 from sendline.importing.existing import RAW, IdSet, Old, merged, phone_key_of
 from sendline.importing.rows import Candidate, Reject
-from sendline.store.bulk import Bulk, Column
+from sendline.store.batch_writes import CopyColumn, DriverWriter
 from sendline.store.consent import _latest_first, refresh_statuses
 from sendline.store.contacts import Contacts
 from sendline.store.models import ConsentEvent
@@ -36,7 +36,7 @@ _EDITABLE = ("email", "first_name", "last_name", *_PHONE, "fields")
 _UPDATE = f"UPDATE contacts SET {', '.join(f'{c} = %s' for c in _EDITABLE)}, updated_at = %s "
 _UPDATE += "WHERE id = %s"
 # (column, PostgreSQL type) for binary COPY; text for the varchar columns too.
-_INSERT: tuple[Column, ...] = (
+_INSERT: tuple[CopyColumn, ...] = (
     ("id", "int4"),
     ("account_id", "int4"),
     *((name, "text") for name in _EDITABLE[:-1]),
@@ -45,7 +45,7 @@ _INSERT: tuple[Column, ...] = (
     ("created_at", "timestamptz"),
     ("updated_at", "timestamptz"),
 )
-_EVENT: tuple[Column, ...] = (
+_EVENT: tuple[CopyColumn, ...] = (
     ("account_id", "int4"),
     ("contact_id", "int4"),
     ("kind", "text"),
@@ -55,8 +55,8 @@ _EVENT: tuple[Column, ...] = (
     ("occurred_at", "timestamptz"),
     ("recorded_at", "timestamptz"),
 )
-_TAG: tuple[Column, ...] = (("contact_id", "int4"), ("tag", "text"))
-_MEMBER: tuple[Column, ...] = (
+_TAG: tuple[CopyColumn, ...] = (("contact_id", "int4"), ("tag", "text"))
+_MEMBER: tuple[CopyColumn, ...] = (
     ("list_id", "int4"),
     ("contact_id", "int4"),
     ("subscribed_at", "timestamptz"),
@@ -107,7 +107,7 @@ class BatchWriter:
         source: str,
     ) -> None:
         self._session = session
-        self._bulk = Bulk(session)
+        self._writer = DriverWriter(session)
         self._account_id = account_id
         self._disclosure = disclosure if has_consent else None
         self._source = source[:200]
@@ -115,7 +115,7 @@ class BatchWriter:
         self._lists: dict[str, int] = {}
 
     def close(self) -> None:
-        self._bulk.close()
+        self._writer.close()
 
     def write(self, candidates: list[Candidate]) -> BatchResult:
         result = BatchResult()
@@ -198,8 +198,8 @@ class BatchWriter:
             return
         added = self._add_tags(c, old.id, extras or _Extras(), plan)
         if values is not None:
-            fields = self._bulk.json(values[-1])
-            plan.updates.append((*values[:-1], fields, self._bulk.timestamp(now), old.id))
+            fields = self._writer.json(values[-1])
+            plan.updates.append((*values[:-1], fields, self._writer.timestamp(now), old.id))
         if consent:
             plan.events.append((c, old.id))
             plan.refresh.append(old.id)
@@ -234,14 +234,14 @@ class BatchWriter:
         """Existing contacts (locked) by email and by phone key (`phone_key_of`)."""
         by_email: dict[str, Old] = {}
         by_phone: dict[str, Old] = {}
-        load = self._bulk.load_json
+        load = self._writer.load_json
         keyed = [("email", emails), ("phone_e164", phones)]
-        rows = self._bulk.select_keyed_many(
+        rows = self._writer.select_keyed_many(
             _COLUMNS, "contacts", "account_id = %s", [self._account_id], keyed, lock=True
         )
         if raws:  # rare (phone-only rows no one can text): a second, partial-index query
             where = "account_id = %s AND phone_e164 IS NULL"
-            found = self._bulk.select_keyed_many(
+            found = self._writer.select_keyed_many(
                 _COLUMNS, "contacts", where, [self._account_id], [("phone", raws)], lock=True
             )
             rows += [(2, *row[1:]) for row in found]
@@ -264,7 +264,7 @@ class BatchWriter:
         extras = {old.id: _Extras() for old in olds}
         ids = sorted(extras)
         if wants_tags:
-            select = self._bulk.select_keyed
+            select = self._writer.select_keyed
             for cid, tag in select(
                 "contact_id, tag", "contact_tags", "1 = 1", [], "contact_id", ids
             ):
@@ -293,33 +293,33 @@ class BatchWriter:
     # -- writing -----------------------------------------------------------------
 
     def _execute(self, plan: _Plan, result: BatchResult, now: datetime) -> None:
-        bulk = self._bulk
-        stamp = bulk.timestamp(now)
+        writer = self._writer
+        stamp = writer.timestamp(now)
         ids: list[int] = []
         if plan.inserts:
-            ids = bulk.next_ids("contacts", len(plan.inserts))
+            ids = writer.next_ids("contacts", len(plan.inserts))
             rows = [
                 self._new_row(c, new_id, stamp) for c, new_id in zip(plan.inserts, ids, strict=True)
             ]
-            bulk.insert("contacts", _INSERT, rows)
+            writer.insert("contacts", _INSERT, rows)
             for c, new_id in zip(plan.inserts, ids, strict=True):
                 self._written.add(new_id)
                 if self._disclosure is not None and c.consent is not None:
                     plan.events.append((c, new_id))
                 self._add_tags(c, new_id, _Extras(), plan)
         if plan.updates:
-            bulk.execute_many(_UPDATE, plan.updates)
+            writer.execute_many(_UPDATE, plan.updates)
         if plan.events:
-            bulk.insert("consent_events", _EVENT, self._events(plan.events, stamp))
+            writer.insert("consent_events", _EVENT, self._events(plan.events, stamp))
             result.consent_events += len(plan.events)
         # New contacts were inserted with the status their one event gives; existing ones
         # are recomputed from all their events, exactly as Consent.record does.
         refresh_statuses(self._session, self._account_id, plan.refresh)
         if plan.tags:
-            bulk.insert("contact_tags", _TAG, sorted(plan.tags))
+            writer.insert("contact_tags", _TAG, sorted(plan.tags))
         if plan.members:
             members = [(lid, cid, stamp) for lid, cid in sorted(plan.members)]
-            bulk.insert("list_members", _MEMBER, members)
+            writer.insert("list_members", _MEMBER, members)
         if plan.tags or plan.members:
             result.runs_started += self._fire_triggers(plan, set(ids), now)
 
@@ -341,7 +341,7 @@ class BatchWriter:
         status = "none"
         if self._disclosure is not None and c.consent is not None:
             status = _STATUS[c.consent]
-        fields = self._bulk.json_cell(c.fields or {})
+        fields = self._writer.json_cell(c.fields or {})
         return (
             new_id,
             self._account_id,

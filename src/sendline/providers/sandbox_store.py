@@ -27,10 +27,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
+from sendline.store.batch_filter import among
+from sendline.store.batch_writes import write_rows
 from sendline.store.db import SQLITE_BUSY_TIMEOUT_MS, begin_immediate
 from sendline.store.models import Base
-from sendline.store.rows import write_rows
-from sendline.store.sets import among
 from sendline.store.types import utcnow
 
 

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from sendline.engine.held import MAX_RELEASE, Released, recent_messages, release, wait_reason
 from sendline.services import resolve_account
 from sendline.sms.links import ShortenerList
+from sendline.store.batch_filter import among
 from sendline.store.models import Contact
-from sendline.store.sets import among
 
 __all__ = ["MAX_RELEASE", "MessageLine", "Released", "list_messages", "release_held"]
 

@@ -33,7 +33,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.errors import DatabaseUnavailable, PendingMigrations, WorkerAlreadyRunning
-from sendline.store.sets import IdList
+from sendline.store.batch_filter import IdList
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -76,7 +76,7 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _postgres_on_connect(dbapi_connection: Any, _record: Any) -> None:
-    # Batch id lists in binary (see store.sets.IdList).
+    # Batch id lists in binary (see store.batch_filter.IdList).
     dbapi_connection.adapters.register_dumper(IdList, ListBinaryDumper)
 
 

@@ -26,9 +26,9 @@ from typing import Any, Literal, cast
 from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
+from sendline.store.batch_writes import insert_rows
 from sendline.store.engine_models import Message
 from sendline.store.models import CreditBalance, LedgerEntry
-from sendline.store.rows import insert_rows
 from sendline.store.types import utcnow
 
 SettleKind = Literal["charge", "release", "refund"]

@@ -1,4 +1,5 @@
-"""Transactional replies (opt-out confirmations, HELP answers): paid for, never marketing."""
+"""Automatic replies to keywords (STOP confirmations, HELP answers): transactional, paid
+for, never marketing."""
 
 from __future__ import annotations
 

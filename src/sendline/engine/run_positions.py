@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from sendline.store.batch_filter import among
 from sendline.store.engine_models import AutomationRun
-from sendline.store.sets import among
 
 RUN_COLUMNS = [
     getattr(AutomationRun, name)

@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
+from sendline.store.batch_filter import IdList, among, unindexed
 from sendline.store.models import Account, Contact
-from sendline.store.sets import IdList, among, unindexed
 from tests.engine.factories import make_account
 
 

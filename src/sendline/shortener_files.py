@@ -1,6 +1,6 @@
-"""Rule data loaded from disk: the one place that reads what the pure rule core needs.
+"""The public-link-shortener list (R10) read from its files on disk.
 
-`sms/` does no I/O, so the public-shortener list (R10) is read here: the list shipped in
+`sms/` does no I/O, so the list its link rules take is read here: the list shipped in
 the package, extended by the operator's own file (`SENDLINE_SHORTENERS_FILE`, same
 format: one domain a line, `#` comments).
 """

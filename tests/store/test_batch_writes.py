@@ -1,4 +1,4 @@
-"""The batch write path (store/rows.py, store/ids.py), on SQLite and PostgreSQL: what it
+"""The batch write path (store/batch_writes.py), on SQLite and PostgreSQL: what it
 writes must read back exactly as if the ORM had written it."""
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from sendline.providers.sandbox_store import SandboxMessage
+from sendline.store.batch_writes import allocate_ids, insert_rows, update_rows
 from sendline.store.engine_models import Message
-from sendline.store.ids import allocate_ids
-from sendline.store.rows import insert_rows, update_rows
 from tests.engine.factories import make_world, queue_message
 
 MESSAGES = cast(Table, Message.__table__)

@@ -1,4 +1,5 @@
-"""What the send checks read of a contact, as a plain snapshot.
+"""A message's recipient as the send checks read it: the `Recipient` protocol, met by an
+ORM `Contact` or by `ContactFacts`, the plain snapshot the batch paths load.
 
 The runner queues hundreds of messages per batch; loading each contact as an ORM object
 (identity map, change tracking, every column converted) cost more than rendering and
@@ -15,8 +16,8 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from sendline.store.batch_filter import among
 from sendline.store.models import Contact
-from sendline.store.sets import among
 
 
 class Recipient(Protocol):
