@@ -9,7 +9,7 @@ import pytest
 from pydantic import TypeAdapter
 from sqlalchemy.orm import Session, sessionmaker
 
-from sendline.engine import triggers
+from sendline.engine import date_triggers, triggers
 from sendline.engine.actions import Actions
 from sendline.engine.automations import Automations
 from sendline.engine.definitions import Condition
@@ -191,16 +191,19 @@ def test_it_handles_birthdays_in_the_contact_time_zone(session: Session, owner: 
     contact(session, owner, "+14158675311", fields={"BIRTHDAY": "1990-11-27"})
     # 2026-11-26 08:30 UTC: 09:30 in Paris, still the 25th in San Francisco.
     moment = datetime(2026, 11, 26, 8, 30, tzinfo=UTC)
-    assert triggers.scan_date_triggers(session, now=moment) == 1
-    assert triggers.scan_date_triggers(session, now=moment + timedelta(hours=1)) == 0
+    assert date_triggers.scan_date_triggers(session, now=moment) == 1
+    assert date_triggers.scan_date_triggers(session, now=moment + timedelta(hours=1)) == 0
     # 17:05 UTC is 09:05 in San Francisco.
-    assert triggers.scan_date_triggers(session, now=datetime(2026, 11, 26, 17, 5, tzinfo=UTC)) == 1
+    assert (
+        date_triggers.scan_date_triggers(session, now=datetime(2026, 11, 26, 17, 5, tzinfo=UTC))
+        == 1
+    )
     session.commit()
     found = runs(session, automation_id)
     assert [r.contact_id for r in found] == [paris.id, ada.id]
     assert found[1].enrollment_key == f"{automation_id}:{ada.id}:2026-11-26"
     next_year = datetime(2027, 11, 26, 17, 5, tzinfo=UTC)
-    assert triggers.scan_date_triggers(session, now=next_year) == 2  # every anniversary
+    assert date_triggers.scan_date_triggers(session, now=next_year) == 2  # every anniversary
 
 
 def test_it_handles_days_before_a_date(session: Session, owner: Account) -> None:
@@ -210,10 +213,10 @@ def test_it_handles_days_before_a_date(session: Session, owner: Account) -> None
     ada = contact(session, owner, fields={"BIRTHDAY": "2026-12-01"})
     contact(session, owner, "+14158675311", fields={"BIRTHDAY": "2027-12-01"})  # not a birthday
     early = datetime(2026, 11, 28, 17, 0, tzinfo=UTC)  # 09:00 in San Francisco
-    assert triggers.scan_date_triggers(session, now=early) == 0
-    assert triggers.scan_date_triggers(session, now=early + timedelta(hours=1)) == 1
+    assert date_triggers.scan_date_triggers(session, now=early) == 0
+    assert date_triggers.scan_date_triggers(session, now=early + timedelta(hours=1)) == 1
     late = datetime(2026, 11, 29, 17, 30, tzinfo=UTC)  # a scan that was down catches up
-    assert triggers.scan_date_triggers(session, now=late) == 0  # ... but only once
+    assert date_triggers.scan_date_triggers(session, now=late) == 0  # ... but only once
     session.commit()
     assert [r.contact_id for r in runs(session, automation_id)] == [ada.id]
 
@@ -222,7 +225,7 @@ def test_it_handles_leap_day_birthdays(session: Session, owner: Account) -> None
     _birthday_automation(session, owner, "{type: date, field: BIRTHDAY, every_year: true}")
     contact(session, owner, "+447400123456", fields={"BIRTHDAY": "2000-02-29"})  # London
     moment = datetime(2027, 2, 28, 9, 30, tzinfo=UTC)
-    assert triggers.scan_date_triggers(session, now=moment) == 1
+    assert date_triggers.scan_date_triggers(session, now=moment) == 1
 
 
 def test_it_handles_chains_of_automations_without_looping(

@@ -28,12 +28,12 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from sendline.engine.date_triggers import scan_date_triggers
 from sendline.engine.dispatcher import Dispatcher
 from sendline.engine.heartbeat import Heartbeat
 from sendline.engine.receipts import receipt_applier
 from sendline.engine.runner import Runner
 from sendline.engine.tablestats import refresh_statistics
-from sendline.engine.triggers import scan_date_triggers
 from sendline.providers.base import Provider
 from sendline.sms.links import ShortenerList
 
