@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from sendline.errors import ConfigError
 
@@ -32,6 +33,11 @@ KNOWN_VARIABLES: set[str] = {
     "SENDLINE_SENDER_MPS",
     "SENDLINE_ACCOUNT_MPS",
     "SENDLINE_CLAIM_LEASE",
+    "SENDLINE_SECRET_KEY",
+    "SENDLINE_PUBLIC_URL",
+    "SENDLINE_TWILIO_API_URL",
+    "SENDLINE_PROVIDER_CONCURRENCY",
+    "SENDLINE_UNCONFIRMED_AFTER",
 }
 
 PROVIDERS = frozenset({"sandbox", "twilio"})
@@ -41,6 +47,13 @@ DEFAULT_DATA_DIR = "./var"
 # its lease); over a day, a claim could outlive the retry deadline of its message.
 CLAIM_LEASE_RANGE = (2.0, 86_400.0)
 SQLITE_FILE_NAME = "sendline.db"
+TWILIO_API_URL = "https://api.twilio.com"
+# Requests in flight per worker to an HTTP provider: a carrier answers in 50-500 ms, so
+# one call at a time would cap a worker at a few messages a second.
+PROVIDER_CONCURRENCY_RANGE = (1, 500)
+# Seconds after which a message whose provider call had no known outcome, and that no
+# lookup or callback has settled, ends failed ("unconfirmed") and its credits come back.
+UNCONFIRMED_RANGE = (60.0, 7 * 86_400.0)
 
 T = TypeVar("T")
 
@@ -67,6 +80,15 @@ class Settings:
     # message up at the provider (never resends it). A worker that died is found out
     # sooner by its heartbeat; this bounds a live but stuck one.
     claim_lease: float = 60.0
+    # Fernet keys (urlsafe base64, 32 bytes) for provider secrets at rest: the first
+    # encrypts, every one decrypts, so a key is rotated by putting the new one first.
+    secret_keys: tuple[str, ...] = ()
+    # This Sendline as the internet sees it: webhook URLs (status callbacks, inbound
+    # texts) are built from it, and Twilio signs the URL it called.
+    public_url: str | None = None
+    twilio_api_url: str = TWILIO_API_URL
+    provider_concurrency: int = 32
+    unconfirmed_after: float = 6 * 3600.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -95,6 +117,11 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         sender_mps=_read(env, "SENDLINE_SENDER_MPS", _positive_or_none, None),
         account_mps=_read(env, "SENDLINE_ACCOUNT_MPS", _positive_or_none, None),
         claim_lease=_read(env, "SENDLINE_CLAIM_LEASE", _lease, 60.0),
+        secret_keys=_read(env, "SENDLINE_SECRET_KEY", _secret_keys, ()),
+        public_url=_read(env, "SENDLINE_PUBLIC_URL", _http_url, None),
+        twilio_api_url=_read(env, "SENDLINE_TWILIO_API_URL", _http_url, TWILIO_API_URL),
+        provider_concurrency=_read(env, "SENDLINE_PROVIDER_CONCURRENCY", _concurrency, 32),
+        unconfirmed_after=_read(env, "SENDLINE_UNCONFIRMED_AFTER", _unconfirmed, 6 * 3600.0),
     )
 
 
@@ -182,4 +209,38 @@ def _lease(raw: str) -> float:
     value = float(raw)
     if not math.isfinite(value) or not low <= value <= high:
         raise ValueError(f"expected a number of seconds from {low:g} to {high:g}")
+    return value
+
+
+def _secret_keys(raw: str) -> tuple[str, ...]:
+    """Comma-separated Fernet keys, newest first (see `store.secret_box`)."""
+    from sendline.store.secret_box import check_key  # noqa: PLC0415 - cryptography is heavy
+
+    keys = tuple(part.strip() for part in raw.split(","))
+    for key in keys:
+        check_key(key)
+    return keys
+
+
+def _http_url(raw: str) -> str:
+    """An absolute http(s) URL without a trailing slash (paths are appended to it)."""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError("must be an absolute http(s) URL such as https://sms.example.com")
+    return raw.rstrip("/")
+
+
+def _concurrency(raw: str) -> int:
+    low, high = PROVIDER_CONCURRENCY_RANGE
+    value = int(raw) if raw.isdigit() else -1
+    if not low <= value <= high:
+        raise ValueError(f"must be a whole number from {low} to {high}")
+    return value
+
+
+def _unconfirmed(raw: str) -> float:
+    low, high = UNCONFIRMED_RANGE
+    value = float(raw)
+    if not (math.isfinite(value) and low <= value <= high):
+        raise ValueError(f"must be seconds from {low:.0f} to {high:.0f}")
     return value

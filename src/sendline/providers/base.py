@@ -145,3 +145,37 @@ class Provider(ABC):
         none to poll (the default)."""
         del now, apply
         return 0
+
+
+class ProviderDirectory(Protocol):
+    """Which provider sends an account's messages: the dispatcher's only way to a carrier.
+
+    `chain` is the account's providers in failover order (never empty: an account with
+    none configured has the default, the sandbox). `by_name` finds the provider a message
+    was handed to (`messages.provider` holds its `name`), because a message is handed to
+    one provider ever, and only that one can reconcile it (R17)."""
+
+    def chain(self, account_id: int) -> Sequence[Provider]: ...
+
+    def by_name(self, name: str) -> Provider | None: ...
+
+    def all(self) -> Sequence[Provider]:
+        """Every provider known now (the worker polls each for receipts)."""
+        ...
+
+
+class OneProvider:
+    """A directory of one provider for every account: the embedded default, and tests."""
+
+    def __init__(self, provider: Provider) -> None:
+        self.provider = provider
+
+    def chain(self, account_id: int) -> Sequence[Provider]:
+        del account_id
+        return (self.provider,)
+
+    def by_name(self, name: str) -> Provider | None:
+        return self.provider if name == self.provider.name else None
+
+    def all(self) -> Sequence[Provider]:
+        return (self.provider,)

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
     false,
     text,
 )
@@ -251,3 +252,38 @@ class WorkerHeartbeat(Base):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()
+
+
+PROVIDER_KINDS = ("twilio", "http")
+
+
+class ProviderConfig(Base):
+    """A carrier an account sends through, in its failover order (`position`, 1 first).
+
+    `settings` holds what may be shown (the Twilio account SID, the from-number, an HTTP
+    gateway's YAML config); `secret` the sealed secrets (`store.secret_box`: auth token,
+    gateway keys), never in clear. `sender_number` (E.164) is what inbound texts are
+    addressed to: an inbound webhook finds the account, and the token that signed the
+    request, by it. An account with no provider sends through the sandbox.
+    """
+
+    __tablename__ = "provider_configs"
+    __table_args__ = (
+        CheckConstraint(_in("kind", PROVIDER_KINDS), name="kind"),
+        UniqueConstraint("account_id", "position", name="uq_provider_configs_account_position"),
+        Index("ix_provider_configs_sender_number", "sender_number"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(10))
+    position: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(100))
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    secret: Mapped[str | None] = mapped_column(Text)
+    sender_number: Mapped[str | None] = mapped_column(String(20))
+    # Twilio (and most carriers) answer STOP themselves on long codes and toll-free
+    # numbers; then Sendline records the opt-out but sends no confirmation of its own,
+    # so the contact gets exactly one (R12).
+    carrier_confirms_optout: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
