@@ -72,7 +72,15 @@ class ProviderError(Exception):
 
 
 class PermanentError(ProviderError):
-    """The provider refused the message for good."""
+    """The provider refused the message for good.
+
+    `opted_out`: the refusal says the recipient opted out with the carrier (Twilio's
+    21610, a STOP sent to the carrier directly). The engine then records the opt-out
+    (R13): the adapter knows the carrier's codes, the engine what an opt-out means."""
+
+    def __init__(self, code: str, detail: str = "", *, opted_out: bool = False) -> None:
+        super().__init__(code, detail)
+        self.opted_out = opted_out
 
 
 class TransientError(ProviderError):
