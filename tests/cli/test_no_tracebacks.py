@@ -20,7 +20,9 @@ HUGE_ID = "1234567890123456789012345"  # 25 digits: beyond any INTEGER column
 # Parameters that take an id (or a name-or-id): each gets HUGE_ID in turn.
 ID_PARAMS = frozenset({"account", "contact", "automation", "ids", "reply_id"})
 # Commands that read no settings: a bad configuration does not concern them.
-NO_SETTINGS = frozenset({("check", "phone"), ("check", "reply"), ("automations", "schema")})
+NO_SETTINGS = frozenset(
+    {("check", "phone"), ("check", "reply"), ("automations", "schema"), ("providers", "new-key")}
+)
 BAD_CONFIGS = (
     {"SENDLINE_SHORTENERS_FILE": "/nowhere/shorteners.txt"},
     {"SENDLINE_NO_SUCH_SETTING": "1"},

@@ -18,6 +18,7 @@ from sendline.cli import (
     db,
     inbox,
     messages,
+    providers,
     sandbox,
     service,
 )
@@ -38,6 +39,7 @@ app.add_typer(automations.app, name="automations")
 app.add_typer(automations.events_app, name="events")
 app.add_typer(messages.app, name="messages")
 app.add_typer(inbox.app, name="inbox")
+app.add_typer(providers.app, name="providers")
 app.add_typer(sandbox.app, name="sandbox")
 app.command("serve")(service.serve)
 app.command("worker")(service.worker_command)

@@ -1,4 +1,5 @@
-"""Which provider a process talks to: the one wiring point for `SENDLINE_PROVIDER`."""
+"""Which providers a process talks to: the one wiring point for `SENDLINE_PROVIDER`
+(the default) and the accounts' own providers (`build_directory`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.config import Settings
 from sendline.errors import ConfigError
-from sendline.providers.base import Provider
+from sendline.providers.base import Provider, ProviderDirectory
+from sendline.providers.directory import StoredProviders
 from sendline.providers.sandbox import SandboxProvider
 
 
@@ -18,3 +20,11 @@ def build_provider(settings: Settings, session_factory: sessionmaker[Session]) -
             mps=settings.sandbox_mps,
         )
     raise ConfigError(f"SENDLINE_PROVIDER={settings.provider} is not available yet; use sandbox")
+
+
+def build_directory(
+    settings: Settings, session_factory: sessionmaker[Session]
+) -> ProviderDirectory:
+    """Every account's providers (`provider_configs`), the settings' provider for the
+    accounts without any: what a worker's dispatcher sends through."""
+    return StoredProviders(session_factory, settings, build_provider(settings, session_factory))
