@@ -12,9 +12,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from sendline.store.engine_models import InboundMessage, Message, ProviderConfig
-from sendline.store.models import Contact
+from sendline.store.models import Account, Contact
 from sendline.store.types import utcnow
-from tests.engine.factories import message, queue_message
+from tests.engine.factories import make_account, make_contact, message, queue_message
 from tests.fakes.twilio_api import FakeMessage, signature_for
 from tests.providers.conftest import TWILIO_NUMBER, TwilioSite
 
@@ -239,3 +239,26 @@ def test_it_stores_a_text_from_a_number_no_contact_has(
         None,
         "who is this?",
     )
+
+
+def test_it_acts_for_the_account_whose_twilio_number_was_texted(
+    twilio_site: TwilioSite, session: Session
+) -> None:
+    # Another account knows the same person, and the texted account's own sender number
+    # is not its Twilio number: the STOP is for the owner of the Twilio config alone.
+    other = make_account(session, "other", sender_number="+14155550177")
+    theirs = make_contact(session, other, twilio_site.contact.phone_e164 or "")
+    session.execute(
+        update(Account).where(Account.id == twilio_site.account.id).values(sender_number=None)
+    )
+    session.commit()
+    fake = twilio_site.fake
+    phone = twilio_site.contact.phone_e164 or ""
+    assert (
+        fake.post_inbound(twilio_site.inbound_url, from_=phone, to=TWILIO_NUMBER, body="STOP")
+        == 200
+    )
+    assert _consent(session, twilio_site) == "opted_out"
+    other_contact = session.get(Contact, theirs.id, populate_existing=True)
+    assert other_contact is not None and other_contact.sms_consent == "opted_in"
+    session.commit()
