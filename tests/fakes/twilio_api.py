@@ -28,15 +28,17 @@ text to a URL (Twilio's incoming-message webhook).
 
 from __future__ import annotations
 
+import argparse
 import queue
 import random
 import secrets
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -241,6 +243,17 @@ class FakeTwilio:
     def messages_to(self, to: str) -> list[FakeMessage]:
         with self.lock:
             return [m for m in self.messages if m.to == to]
+
+    def stats(self) -> dict[str, int]:
+        """Counts, also served at `GET /_fake/stats` (a fake in another process)."""
+        with self.lock:
+            bodies = [(m.to, m.body) for m in self.messages]
+            return {
+                "messages": len(self.messages),
+                "create_calls": self.create_calls,
+                "callbacks": len(self.callbacks),
+                "duplicates": len(bodies) - len(set(bodies)),
+            }
 
     def wait_for_callbacks(self, timeout: float = 10.0) -> None:
         """Until every status callback due so far was posted (raises on timeout)."""
@@ -449,3 +462,32 @@ class FakeTwilio:
 def signature_for(token: str, url: str, params: Iterable[tuple[str, str]]) -> str:
     """The X-Twilio-Signature Twilio would send (for tests building requests by hand)."""
     return str(RequestValidator(token).compute_signature(url, dict(params)))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the fake in a process of its own (a benchmark's, so the fake's CPU is not the
+    sender's): prints `URL ACCOUNT_SID AUTH_TOKEN` on one line, serves until stdin closes.
+
+        python -m tests.fakes.twilio_api --latency 0.1 [--fault-rate 0.2] [--no-callbacks]
+    """
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--fault-rate", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--callback-threads", type=int, default=4)
+    parser.add_argument("--no-callbacks", action="store_true")
+    args = parser.parse_args(argv)
+    fake = FakeTwilio(
+        latency=args.latency,
+        send_callbacks=not args.no_callbacks,
+        callback_threads=args.callback_threads,
+        seed=args.seed,
+    )
+    fake.fault_rate = args.fault_rate
+    with fake:
+        print(fake.url, fake.account_sid, fake.auth_token, flush=True)
+        sys.stdin.read()
+
+
+if __name__ == "__main__":
+    main()

@@ -23,6 +23,7 @@ used by reconciliation here and by the status webhook (api/twilio_webhooks.py).
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 from collections.abc import Mapping
@@ -103,11 +104,20 @@ class _HttpClient:
 
     is_async = False
 
-    def __init__(self, timeout: float) -> None:
-        self._inner: Any = TwilioHttpClient(timeout=timeout, logger=_sdk_log)
+    def __init__(self, api_url: str, timeout: float) -> None:
+        # The environment's proxy and CA settings (HTTPS_PROXY, REQUESTS_CA_BUNDLE...)
+        # are read once here: `requests` would scan the whole environment on every call,
+        # a third of the client's CPU per message.
+        proxies = requests.utils.get_environ_proxies(api_url)
+        self._inner: Any = TwilioHttpClient(timeout=timeout, logger=_sdk_log, proxy=proxies)
+        session = self._inner.session
+        session.trust_env = False
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if bundle:
+            session.verify = bundle
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE, max_retries=0)
         for prefix in ("http://", "https://"):
-            self._inner.session.mount(prefix, adapter)
+            session.mount(prefix, adapter)
         self._local = threading.local()
 
     def request(self, *args: Any, **kwargs: Any) -> Any:
@@ -149,7 +159,7 @@ class TwilioProvider(Provider):
         self.from_number = from_number
         self.messaging_service_sid = messaging_service_sid
         self.status_callback_url = status_callback_url
-        self._http = _HttpClient(timeout)
+        self._http = _HttpClient(api_url, timeout)
         client: Any = Client(
             account_sid, auth_token, http_client=self._http, environment=_NO_ENVIRONMENT
         )
