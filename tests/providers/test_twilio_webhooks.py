@@ -4,19 +4,24 @@ Twilio signed for the URL they reach are believed; inbound texts act as R12 says
 from __future__ import annotations
 
 import urllib.error
+import urllib.parse
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
+from sendline.bootstrap import Runtime
+from sendline.config import Settings
+from sendline.providers.twilio import INBOUND_PATH
 from sendline.store.engine_models import InboundMessage, Message, ProviderConfig
 from sendline.store.models import Account, Contact
 from sendline.store.types import utcnow
 from tests.engine.factories import make_account, make_contact, message, queue_message
 from tests.fakes.twilio_api import FakeMessage, signature_for
-from tests.providers.conftest import TWILIO_NUMBER, TwilioSite
+from tests.providers.conftest import TWILIO_NUMBER, LiveApp, TwilioSite
 
 STRANGER_TOKEN = "e" * 32
 
@@ -262,3 +267,20 @@ def test_it_acts_for_the_account_whose_twilio_number_was_texted(
     other_contact = session.get(Contact, theirs.id, populate_existing=True)
     assert other_contact is not None and other_contact.sms_consent == "opted_in"
     session.commit()
+
+
+def test_it_refuses_every_webhook_when_no_public_url_is_set(
+    twilio_site: TwilioSite, session: Session, engine: Engine, tmp_path: Path
+) -> None:
+    # Without SENDLINE_PUBLIC_URL no signature can be checked: nothing is believed.
+    live = LiveApp()
+    settings = Settings(data_dir=tmp_path, database_url="sqlite:///unused.db")
+    live.start(Runtime(settings, engine, twilio_site.sessions))
+    try:
+        fake, phone = twilio_site.fake, twilio_site.contact.phone_e164 or ""
+        before = _snapshot(session)
+        url = f"{live.url}{INBOUND_PATH}"
+        assert fake.post_inbound(url, from_=phone, to=TWILIO_NUMBER, body="STOP") == 403
+        assert _snapshot(session) == before
+    finally:
+        live.stop()
