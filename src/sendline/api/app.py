@@ -1,4 +1,4 @@
-"""The HTTP service: health and readiness for now, plus the embedded worker.
+"""The HTTP service: health, readiness, carriers' webhooks, and the embedded worker.
 
 `sendline serve` runs this app under uvicorn. On the embedded default (SQLite, sandbox)
 the same process also runs the one worker, so `make run` is one command; against
@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from sendline import __version__
+from sendline.api.twilio_webhooks import twilio_webhooks
 from sendline.bootstrap import Runtime
 from sendline.engine.worker import Worker, WorkerOptions
 from sendline.errors import SendlineError
@@ -45,6 +46,7 @@ def create_app(runtime: Runtime, worker_options: WorkerOptions | None = None) ->
                 thread.join(timeout=30)
 
     app = FastAPI(title="Sendline", version=__version__, lifespan=lifespan)
+    app.include_router(twilio_webhooks(runtime))
 
     @app.get("/healthz")
     def health() -> dict[str, Any]:

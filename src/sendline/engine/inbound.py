@@ -105,8 +105,14 @@ def receive_all(
     body: str,
     provider_id: str | None = None,
     now: datetime,
+    owner_id: int | None = None,
+    confirm_opt_out: bool = True,
 ) -> list[Handled]:
-    """Handle one inbound text for every account it concerns; one `Handled` per account."""
+    """Handle one inbound text for every account it concerns; one `Handled` per account.
+
+    `owner_id`: the account whose provider number was texted, when the carrier's webhook
+    says (it is preferred like a `to_number` equal to an account's sender number).
+    `confirm_opt_out` False: the carrier confirmed a STOP itself (R12: one confirmation)."""
     if provider_id is not None:
         seen = session.scalars(
             select(InboundMessage).where(InboundMessage.provider_id == provider_id)
@@ -116,9 +122,10 @@ def receive_all(
     sender = check_phone(from_number).e164 or from_number.strip()
     to_e164 = (check_phone(to_number).e164 or to_number.strip()) if to_number else None
     action = classify_reply(body)
-    pairs = _recipients(session, sender, to_e164)
+    pairs = _recipients(session, sender, to_e164, owner_id)
     if not pairs:
-        account = _account_by_sender(session, to_e164)
+        owner = session.get(Account, owner_id) if owner_id is not None else None
+        account = owner or _account_by_sender(session, to_e164)
         inbound = _store(session, account, None, from_number, to_number, body, action, provider_id)
         return [Handled(inbound, account, None)]
     results: list[Handled] = []
@@ -126,12 +133,12 @@ def receive_all(
         # The provider id is unique: the first row carries it, the others a derived one.
         row_id = provider_id if index == 0 or provider_id is None else f"{provider_id}#{account.id}"
         inbound = _store(session, account, contact, from_number, to_number, body, action, row_id)
-        results.append(_act(session, inbound, account, contact, now))
+        results.append(_act(session, inbound, account, contact, now, confirm_opt_out))
     return results
 
 
 def _recipients(
-    session: Session, sender: str, to_e164: str | None
+    session: Session, sender: str, to_e164: str | None, owner_id: int | None = None
 ) -> list[tuple[Account, Contact]]:
     # Filtering on every account id lets both databases use the (account_id,
     # phone_e164) index instead of scanning all contacts.
@@ -143,7 +150,11 @@ def _recipients(
         .order_by(Account.id)
     ).all()
     pairs = [(row[0], row[1]) for row in rows]
-    preferred = [pair for pair in pairs if to_e164 and pair[0].sender_number == to_e164]
+    preferred = [
+        pair
+        for pair in pairs
+        if pair[0].id == owner_id or (to_e164 and pair[0].sender_number == to_e164)
+    ]
     return preferred or pairs
 
 
@@ -180,11 +191,16 @@ def _store(
 
 
 def _act(
-    session: Session, inbound: InboundMessage, account: Account, contact: Contact, now: datetime
+    session: Session,
+    inbound: InboundMessage,
+    account: Account,
+    contact: Contact,
+    now: datetime,
+    confirm_opt_out: bool = True,
 ) -> Handled:
     action = ReplyAction(inbound.action)
     if action is ReplyAction.OPT_OUT:
-        return _opt_out(session, inbound, account, contact, now)
+        return _opt_out(session, inbound, account, contact, now, confirm_opt_out)
     if action is ReplyAction.OPT_IN:
         return _opt_in(session, inbound, account, contact, now)
     if action is ReplyAction.HELP:
@@ -197,16 +213,22 @@ def _act(
 
 
 def _opt_out(
-    session: Session, inbound: InboundMessage, account: Account, contact: Contact, now: datetime
+    session: Session,
+    inbound: InboundMessage,
+    account: Account,
+    contact: Contact,
+    now: datetime,
+    confirm: bool = True,
 ) -> Handled:
     already = contact.sms_consent == "opted_out"
     Consent(session, account.id).record(
         contact.id, "opt_out", "keyword", source=_source(inbound), occurred_at=now
     )
     canceled = cancel_pending(session, account.id, contact.id, now)
-    # R12: one confirmation and nothing after it, so none for a repeated STOP either.
+    # R12: one confirmation and nothing after it, so none for a repeated STOP either,
+    # and none of ours when the carrier sent its own (`confirm` False).
     reply = None
-    if not already:
+    if confirm and not already:
         text = OPT_OUT_CONFIRMATION.format(name=account.name)
         reply = _reply(session, account, contact, text, now)
     return Handled(inbound, account, contact, reply=reply, canceled=canceled)

@@ -84,19 +84,16 @@ Builder = Callable[[StoredConfig, Settings], Provider]
 
 
 def build_twilio(config: StoredConfig, settings: Settings) -> Provider:
-    # By name: the adapter is written beside this module (issue 13), with the agreed
-    # constructor; nothing else here depends on it.
-    twilio = importlib.import_module("sendline.providers.twilio")
-    provider: Provider = twilio.TwilioProvider(
-        config.name,
-        account_sid=config.settings["account_sid"],
-        auth_token=config.secrets["auth_token"],
-        from_number=config.settings.get("from_number"),
-        messaging_service_sid=config.settings.get("messaging_service_sid"),
+    from sendline.providers import twilio  # noqa: PLC0415 - the SDK loads only when used
+
+    return twilio.build_twilio(
+        config.id,
+        config.settings,
+        config.secrets,
         api_url=settings.twilio_api_url,
-        status_callback_url=config.status_callback_url,
+        public_url=settings.public_url,
+        sender_number=config.sender_number,
     )
-    return provider
 
 
 def build_http(config: StoredConfig, settings: Settings) -> Provider:
