@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from sendline import __version__
+from sendline.api.gateway_webhooks import gateway_router
 from sendline.bootstrap import Runtime
 from sendline.engine.worker import Worker, WorkerOptions
 from sendline.errors import SendlineError
@@ -45,6 +46,7 @@ def create_app(runtime: Runtime, worker_options: WorkerOptions | None = None) ->
                 thread.join(timeout=30)
 
     app = FastAPI(title="Sendline", version=__version__, lifespan=lifespan)
+    app.include_router(gateway_router(runtime.sessions, runtime.settings))
 
     @app.get("/healthz")
     def health() -> dict[str, Any]:

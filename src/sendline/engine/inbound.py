@@ -105,8 +105,10 @@ def receive_all(
     body: str,
     provider_id: str | None = None,
     now: datetime,
+    confirm_opt_out: bool = True,
 ) -> list[Handled]:
-    """Handle one inbound text for every account it concerns; one `Handled` per account."""
+    """Handle one inbound text for every account it concerns; one `Handled` per account.
+    `confirm_opt_out` False: the carrier already answered the STOP (R12: one reply)."""
     if provider_id is not None:
         seen = session.scalars(
             select(InboundMessage).where(InboundMessage.provider_id == provider_id)
@@ -126,7 +128,7 @@ def receive_all(
         # The provider id is unique: the first row carries it, the others a derived one.
         row_id = provider_id if index == 0 or provider_id is None else f"{provider_id}#{account.id}"
         inbound = _store(session, account, contact, from_number, to_number, body, action, row_id)
-        results.append(_act(session, inbound, account, contact, now))
+        results.append(_act(session, inbound, account, contact, now, confirm_opt_out))
     return results
 
 
@@ -180,11 +182,16 @@ def _store(
 
 
 def _act(
-    session: Session, inbound: InboundMessage, account: Account, contact: Contact, now: datetime
+    session: Session,
+    inbound: InboundMessage,
+    account: Account,
+    contact: Contact,
+    now: datetime,
+    confirm_opt_out: bool = True,
 ) -> Handled:
     action = ReplyAction(inbound.action)
     if action is ReplyAction.OPT_OUT:
-        return _opt_out(session, inbound, account, contact, now)
+        return _opt_out(session, inbound, account, contact, now, confirm_opt_out)
     if action is ReplyAction.OPT_IN:
         return _opt_in(session, inbound, account, contact, now)
     if action is ReplyAction.HELP:
@@ -197,7 +204,12 @@ def _act(
 
 
 def _opt_out(
-    session: Session, inbound: InboundMessage, account: Account, contact: Contact, now: datetime
+    session: Session,
+    inbound: InboundMessage,
+    account: Account,
+    contact: Contact,
+    now: datetime,
+    confirm: bool = True,
 ) -> Handled:
     already = contact.sms_consent == "opted_out"
     Consent(session, account.id).record(
@@ -206,7 +218,7 @@ def _opt_out(
     canceled = cancel_pending(session, account.id, contact.id, now)
     # R12: one confirmation and nothing after it, so none for a repeated STOP either.
     reply = None
-    if not already:
+    if confirm and not already:
         text = OPT_OUT_CONFIRMATION.format(name=account.name)
         reply = _reply(session, account, contact, text, now)
     return Handled(inbound, account, contact, reply=reply, canceled=canceled)

@@ -146,10 +146,12 @@ def receive_text(
     account_ref: str | None = None,
     to_number: str | None = None,
     provider_id: str | None = None,
+    confirm_opt_out: bool = True,
 ) -> list[Received]:
     """An inbound text (R12), from a carrier's webhook or the sandbox phone: stored, and
     an opt-out committed before this returns. `account_ref` names the account whose
-    number was texted when the carrier does not say (`to_number`)."""
+    number was texted when the carrier does not say (`to_number`). `confirm_opt_out`
+    False: the carrier confirms opt-outs itself, so Sendline sends none (one, not two)."""
     if not check_phone(from_number).ok:
         raise InvalidInput(f"{from_number!r} is not a valid phone number (use +country code)")
     with sessions.begin() as session:
@@ -165,6 +167,7 @@ def receive_text(
             body=body,
             provider_id=provider_id,
             now=datetime.now(UTC),
+            confirm_opt_out=confirm_opt_out,
         )
         return [_received(item) for item in handled]
 
