@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
 import yaml
@@ -306,6 +307,8 @@ def test_it_answers_4xx_to_bad_requests_and_changes_nothing(world: World) -> Non
     fake = world.fake
     huge = b'{"id": "' + b"x" * (64 * 1024) + b'"}'
     assert fake.post(world.hook("status"), huge) == 413
+    chunked = httpx.post(world.hook("status"), content=iter([b"x" * 1024] * 80), timeout=30)
+    assert chunked.status_code == 413  # no Content-Length: cut off while reading
     assert fake.post(world.hook("status"), b"{not json") == 400
     assert fake.post(world.hook("status"), b'{"status": "DELIVRD"}') == 400  # no id
     assert fake.post(world.hook("status", world.config_id + 1000), b"{}") == 404
