@@ -21,7 +21,13 @@ from sendline.providers.base import (
     UnknownOutcome,
 )
 from sendline.providers.http_gateway import GatewayConfig, HttpGatewayProvider, scoped_id
-from sendline.providers.http_gateway_webhooks import refusal_reason
+from sendline.providers.http_gateway_config import render, render_body
+from sendline.providers.http_gateway_webhooks import (
+    InboundText,
+    inbound_text,
+    payload,
+    refusal_reason,
+)
 from sendline.providers.json_pointer import MISSING, resolve
 from tests.fakes.gateway_api import API_KEY, WEBHOOK_SECRET, FakeGateway, docs_example
 
@@ -315,3 +321,32 @@ def test_it_never_guesses_without_a_lookup(fake: FakeGateway) -> None:
     provider = _provider(fake.url, lookup=None)
     with pytest.raises(UnknownOutcome, match="no lookup"):
         provider.lookup(SMS)
+
+
+def test_it_reads_a_form_encoded_inbound_webhook() -> None:
+    config = GatewayConfig.parse(
+        _edited(
+            lambda d: (
+                d["webhooks"].update(format="form"),
+                d["webhooks"]["inbound"].update(
+                    from_pointer="/From", to_pointer="/To", body_pointer="/Body", id_pointer="/Sid"
+                ),
+            )
+        )
+    )
+    assert config.webhooks is not None and config.webhooks.inbound is not None
+    document = payload(config.webhooks, b"From=%2B14158675309&To=%2B14155550000&Body=STOP&Sid=i1")
+    text = inbound_text(config.webhooks.inbound, "http:3", document)
+    assert text == InboundText("+14158675309", "+14155550000", "STOP", "http:3:i1")
+    with pytest.raises(InvalidInput, match="not a form"):
+        payload(config.webhooks, b"&&=&")
+
+
+def test_it_leaves_out_an_absent_optional_field_and_encodes_url_values() -> None:
+    values = {"to": "+1 415", "from": None, "body": "a&b=c", "status_callback_url": None}
+    template = {"to": "${to}", "from": "${from}", "text": "${body}", "cb": "${status_callback_url}"}
+    assert render_body(template, values, {}) == {"to": "+1 415", "text": "a&b=c"}
+    url = "https://sms.example.com/send?text=${body}&key=${secret:k}"
+    assert render(url, values, {"k": "s/1"}, in_url=True) == (
+        "https://sms.example.com/send?text=a%26b%3Dc&key=s%2F1"
+    )
