@@ -69,58 +69,61 @@ class _Gateway:
 
 def gateway_router(sessions: sessionmaker[Session], settings: Settings) -> APIRouter:
     router = APIRouter(prefix="/webhooks/http", tags=["webhooks"])
-    apply_reports = receipt_applier(sessions)
 
     @router.post("/{config_id}/status")
     async def status(config_id: int, request: Request) -> JSONResponse:
         """A delivery report from a gateway."""
         body = await _body(request)
-
-        def work() -> JSONResponse:
-            gateway = _verified(sessions, settings, config_id, "status", request, body)
-            hook = gateway.spec.status
-            assert hook is not None  # _verified checked it
-            document = _read(lambda: payload(gateway.spec, body))
-            report = _read(lambda: status_report(hook, gateway.name, document))
-            if report is None:
-                return JSONResponse({"applied": False, "reason": "status not tracked"})
-            now = datetime.now(UTC)
-            if apply_reports([report], now):
-                return JSONResponse({"applied": True})
-            reference = reference_of(hook, document)
-            if reference is not None and _adopt(sessions, gateway, report, reference, now):
-                return JSONResponse({"applied": True})
-            # Not ours (yet): the send's outcome may not be committed. A non-2xx makes
-            # the gateway try again later rather than lose the report.
-            raise HTTPException(404, "no message has this id (yet)")
-
-        return await run_in_threadpool(work)
+        gateway = await run_in_threadpool(
+            _verified, sessions, settings, config_id, "status", request, body
+        )
+        return await run_in_threadpool(_apply_status, sessions, gateway, body)
 
     @router.post("/{config_id}/inbound")
     async def inbound(config_id: int, request: Request) -> JSONResponse:
         """An inbound text through a gateway."""
         body = await _body(request)
-
-        def work() -> JSONResponse:
-            gateway = _verified(sessions, settings, config_id, "inbound", request, body)
-            hook = gateway.spec.inbound
-            assert hook is not None
-            text = _read(lambda: inbound_text(hook, gateway.name, payload(gateway.spec, body)))
-            received = _read(
-                lambda: receive_text(
-                    sessions,
-                    from_number=text.from_number,
-                    body=text.body,
-                    to_number=text.to_number or gateway.to_number,
-                    provider_id=text.provider_id,
-                    confirm_opt_out=not gateway.carrier_confirms_optout,
-                )
-            )
-            return JSONResponse({"received": len(received)})
-
-        return await run_in_threadpool(work)
+        gateway = await run_in_threadpool(
+            _verified, sessions, settings, config_id, "inbound", request, body
+        )
+        return await run_in_threadpool(_receive, sessions, gateway, body)
 
     return router
+
+
+def _apply_status(sessions: sessionmaker[Session], gateway: _Gateway, body: bytes) -> JSONResponse:
+    hook = gateway.spec.status
+    assert hook is not None  # _verified checked it
+    document = _read(lambda: payload(gateway.spec, body))
+    report = _read(lambda: status_report(hook, gateway.name, document))
+    if report is None:
+        return JSONResponse({"applied": False, "reason": "status not tracked"})
+    now = datetime.now(UTC)
+    if receipt_applier(sessions)([report], now):
+        return JSONResponse({"applied": True})
+    reference = reference_of(hook, document)
+    if reference is not None and _adopt(sessions, gateway, report, reference, now):
+        return JSONResponse({"applied": True})
+    # Not ours (yet): the send's outcome may not be committed. A non-2xx makes the
+    # gateway try again later rather than lose the report.
+    raise HTTPException(404, "no message has this id (yet)")
+
+
+def _receive(sessions: sessionmaker[Session], gateway: _Gateway, body: bytes) -> JSONResponse:
+    hook = gateway.spec.inbound
+    assert hook is not None  # _verified checked it
+    text = _read(lambda: inbound_text(hook, gateway.name, payload(gateway.spec, body)))
+    received = _read(
+        lambda: receive_text(
+            sessions,
+            from_number=text.from_number,
+            body=text.body,
+            to_number=text.to_number or gateway.to_number,
+            provider_id=text.provider_id,
+            confirm_opt_out=not gateway.carrier_confirms_optout,
+        )
+    )
+    return JSONResponse({"received": len(received)})
 
 
 async def _body(request: Request) -> bytes:
