@@ -31,6 +31,7 @@ from sendline.config import Settings
 from sendline.engine.receipts import receipt_applier
 from sendline.engine.statuses import adopt_record
 from sendline.errors import SendlineError
+from sendline.masking import mask_secret
 from sendline.providers.base import DeliveryReport, ProviderRecord
 from sendline.providers.http_gateway import config_of, gateway_name
 from sendline.providers.http_gateway_config import WebhookSpec
@@ -154,8 +155,15 @@ def _verified(
     reason = refusal_reason(gateway.spec, gateway.secret, body, request.headers, time.time())
     if reason is not None:
         client = request.client.host if request.client else "-"
+        # What was offered, masked: enough to tell a stale secret from garbage.
+        offered = mask_secret(request.headers.get(gateway.spec.signature_header))
         log.warning(
-            "refused %s webhook for gateway %s from %s: %s", kind, config_id, client, reason
+            "refused %s webhook for gateway %s from %s: %s (signature %s)",
+            kind,
+            config_id,
+            client,
+            reason,
+            offered,
         )
         raise HTTPException(403, "invalid signature")
     return gateway
