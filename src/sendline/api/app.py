@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from sendline import __version__
+from sendline.api.gateway_webhooks import gateway_router
 from sendline.api.twilio_webhooks import twilio_webhooks
 from sendline.bootstrap import Runtime
 from sendline.engine.worker import Worker, WorkerOptions
@@ -47,6 +48,7 @@ def create_app(runtime: Runtime, worker_options: WorkerOptions | None = None) ->
 
     app = FastAPI(title="Sendline", version=__version__, lifespan=lifespan)
     app.include_router(twilio_webhooks(runtime))
+    app.include_router(gateway_router(runtime.sessions, runtime.settings))
 
     @app.get("/healthz")
     def health() -> dict[str, Any]:

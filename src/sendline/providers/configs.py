@@ -11,7 +11,6 @@ the names it refers to).
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any
 
 from sendline.errors import InvalidInput
 from sendline.masking import mask_phone, mask_secret
+from sendline.providers.http_gateway import GatewayConfig, gateway_settings
 from sendline.sms.phone import check_phone
 
 _ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
@@ -107,11 +107,9 @@ def prepare_http(fields: HttpFields) -> Prepared:
         raise InvalidInput(
             f"the gateway config is over {MAX_CONFIG // 1024} KB", code="invalid_config"
         )
-    # Imported by name: the gateway module is written beside this one (issue 13), and
-    # its YAML is its own to check (GatewayConfig.parse raises InvalidInput naming the
-    # field). It exposes `secret_names`: the secrets the config refers to.
-    gateway = importlib.import_module("sendline.providers.http_gateway")
-    config = gateway.GatewayConfig.parse(fields.config)
+    # The YAML is the gateway's own to check (GatewayConfig.parse raises InvalidInput
+    # naming the field); `secret_names` are the secrets the config refers to.
+    config = GatewayConfig.parse(fields.config)
     wanted = {str(name) for name in config.secret_names}
     given = {name.strip(): value for name, value in fields.secrets.items()}
     for name, value in given.items():
@@ -136,7 +134,7 @@ def prepare_http(fields: HttpFields) -> Prepared:
     sender = _sender(fields.from_number) if fields.from_number is not None else None
     return Prepared(
         kind="http",
-        settings={"config": fields.config},
+        settings=gateway_settings(fields.config),
         secrets=given,
         sender_number=sender,
         label=f"HTTP gateway {mask_phone(sender)}" if sender else "HTTP gateway",

@@ -31,7 +31,6 @@ A message whose outcome is unknown stays with it (`lookup` cannot answer, so it 
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import threading
@@ -54,6 +53,7 @@ from sendline.providers.base import (
     TransientError,
     UnknownOutcome,
 )
+from sendline.providers.http_gateway import HttpGatewayProvider, config_of
 from sendline.store.engine_models import ProviderConfig
 from sendline.store.provider_configs import provider_name
 from sendline.store.secret_box import SecretBox
@@ -98,14 +98,12 @@ def build_twilio(config: StoredConfig, settings: Settings) -> Provider:
 
 def build_http(config: StoredConfig, settings: Settings) -> Provider:
     del settings  # a gateway's URL is in its own config
-    gateway = importlib.import_module("sendline.providers.http_gateway")
-    provider: Provider = gateway.HttpGatewayProvider(
+    return HttpGatewayProvider(
         config.name,
-        config=gateway.GatewayConfig.parse(config.settings["config"]),
+        config=config_of(config.settings),
         secrets=config.secrets,
         status_callback_url=config.status_callback_url,
     )
-    return provider
 
 
 BUILDERS: Mapping[str, Builder] = {"twilio": build_twilio, "http": build_http}
