@@ -1,4 +1,4 @@
-"""What every entry point builds first: the settings, the database, the provider.
+"""What every entry point builds first: the settings, the database, the providers.
 
 The CLI's commands (`cli/db.py`'s `open_store`), the long-running processes
 (`sendline serve`, `sendline worker`) and the HTTP app all start here, so they read the
@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.config import Settings, load_settings
 from sendline.engine.worker import WorkerOptions, default_worker_id
-from sendline.providers.base import Provider
+from sendline.providers.base import OneProvider, Provider, ProviderDirectory
 from sendline.providers.factory import build_provider
 from sendline.shortener_files import shorteners
 from sendline.sms.links import ShortenerList
@@ -38,6 +38,15 @@ class Runtime:
         """The provider the settings name (`SENDLINE_PROVIDER`)."""
         return build_provider(self.settings, self.sessions)
 
+    def providers(self) -> ProviderDirectory:
+        """Which provider sends each account's messages: what a worker is given.
+
+        The one place where the directory is chosen. For now the settings' provider
+        for every account; the directory of the providers accounts configure
+        (`providers/directory.py`'s `StoredProviders`, with this provider as the
+        default of an account that has none) plugs in here."""
+        return OneProvider(self.provider())
+
     def shorteners(self) -> ShortenerList:
         """R10: the packaged public-shortener list plus the operator's own."""
         return operator_shorteners(self.settings)
@@ -52,6 +61,8 @@ class Runtime:
             shorteners=self.shorteners(),
             sender_mps=self.settings.sender_mps,
             account_mps=self.settings.account_mps,
+            provider_concurrency=self.settings.provider_concurrency,
+            unconfirmed_after=self.settings.unconfirmed_after,
         )
 
     @contextmanager
