@@ -248,8 +248,7 @@ class Dispatcher:
                     self._commit(pending)
                     pending, last_commit = [], time.monotonic()
         finally:
-            # Whatever stopped the loop, the calls in flight finish and what the
-            # providers already answered is recorded.
+            # Whatever stopped the loop, the calls in flight finish; the answers are kept.
             pending.extend(self._outcome(answered) for answered in self.calls.drain())
             self._commit(pending)
 
@@ -257,14 +256,14 @@ class Dispatcher:
         """Route a slice of the batch and call its providers: windows in one exchange,
         the others one call per message (in the pool, up to `concurrency` at once).
         False when the worker must stop before every call started."""
-        invalid = [job for job in window if not (job.to and job.body)]
-        pending.extend(Outcome(j, "failed", detail=NO_DESTINATION) for j in self._take(invalid))
         exchanges: dict[str, tuple[Provider, list[Job]]] = {}
         singles: list[tuple[Job, Provider]] = []
         waiting: list[Job] = []
+        invalid: list[Job] = []
         windowed: dict[int, Provider] = {}  # account -> its provider with windows
         for job in window:
             if not (job.to and job.body):
+                invalid.append(job)
                 continue
             provider = windowed.get(job.account_id) or self.calls.route(job)
             if provider is None:
@@ -274,6 +273,7 @@ class Dispatcher:
                 exchanges.setdefault(provider.name, (provider, []))[1].append(job)
             else:
                 singles.append((job, provider))
+        pending.extend(Outcome(j, "failed", detail=NO_DESTINATION) for j in self._take(invalid))
         pending.extend(self._wait(job) for job in self._take(waiting))
         for provider, group in exchanges.values():
             if taken := self._take(group):
@@ -390,8 +390,6 @@ class Dispatcher:
             opted_out = [outcome for outcome in outcomes if outcome.opted_out]
             if opted_out:
                 record_carrier_opt_outs(session, opted_out, now)
-
-    # -- reconciliation ------------------------------------------------------------
 
     def reconcile(self, now: datetime | None = None) -> int:
         """Settle messages whose outcome is not known (engine/reconciler.py)."""
