@@ -1,4 +1,4 @@
-"""What every entry point builds first: the settings, the database, the provider.
+"""What every entry point builds first: the settings, the database, the providers.
 
 The CLI's commands (`cli/db.py`'s `open_store`), the long-running processes
 (`sendline serve`, `sendline worker`) and the HTTP app all start here, so they read the
@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.config import Settings, load_settings
 from sendline.engine.worker import WorkerOptions, default_worker_id
-from sendline.providers.base import Provider
-from sendline.providers.factory import build_provider
+from sendline.providers.base import Provider, ProviderDirectory
+from sendline.providers.factory import build_directory, build_provider
 from sendline.shortener_files import shorteners
 from sendline.sms.links import ShortenerList
 from sendline.store.db import open_engine, session_factory, sole_worker
@@ -38,6 +38,14 @@ class Runtime:
         """The provider the settings name (`SENDLINE_PROVIDER`)."""
         return build_provider(self.settings, self.sessions)
 
+    def providers(self) -> ProviderDirectory:
+        """Which provider sends each account's messages: what a worker is given.
+
+        The providers accounts configure (`sendline providers`, re-read every few
+        seconds), with the settings' provider (the sandbox) for an account that has
+        none."""
+        return build_directory(self.settings, self.sessions)
+
     def shorteners(self) -> ShortenerList:
         """R10: the packaged public-shortener list plus the operator's own."""
         return operator_shorteners(self.settings)
@@ -52,6 +60,8 @@ class Runtime:
             shorteners=self.shorteners(),
             sender_mps=self.settings.sender_mps,
             account_mps=self.settings.account_mps,
+            provider_concurrency=self.settings.provider_concurrency,
+            unconfirmed_after=self.settings.unconfirmed_after,
         )
 
     @contextmanager

@@ -28,7 +28,7 @@ from sendline.store.db import pending_migrations
 
 def create_app(runtime: Runtime, worker_options: WorkerOptions | None = None) -> FastAPI:
     """The app on `runtime`'s database; with worker options, an embedded worker (on the
-    runtime's provider) runs for the app's lifetime."""
+    runtime's providers) runs for the app's lifetime."""
     engine = runtime.engine
     embedded = worker_options is not None
 
@@ -36,7 +36,7 @@ def create_app(runtime: Runtime, worker_options: WorkerOptions | None = None) ->
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         worker, thread = None, None
         if worker_options is not None:
-            worker = Worker(runtime.sessions, runtime.provider(), worker_options)
+            worker = Worker(runtime.sessions, runtime.providers(), worker_options)
             thread = threading.Thread(target=worker.run, name="sendline-worker", daemon=True)
             thread.start()
         try:

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -232,6 +232,9 @@ def _adopt(
                 Message.account_id == gateway.account_id,
                 Message.status == "unknown",
                 Message.provider_id.is_(None),
+                # Handed to this gateway (the dispatcher records it with the unknown
+                # outcome), or to nobody known: a worker died before recording it.
+                or_(Message.provider == gateway.name, Message.provider.is_(None)),
             )
             .with_for_update()
             .execution_options(populate_existing=True)

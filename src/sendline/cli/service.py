@@ -78,7 +78,7 @@ def worker_command(
         _logging(runtime.settings)
         options = runtime.worker_options(worker_id, batch_size)
         with runtime.worker_slot():  # SQLite: one worker at a time
-            running = Worker(runtime.sessions, runtime.provider(), options)
+            running = Worker(runtime.sessions, runtime.providers(), options)
 
             def stop(_signum: int, _frame: FrameType | None) -> None:
                 running.stop()

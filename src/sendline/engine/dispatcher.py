@@ -28,7 +28,18 @@ holding up the rest of the batch (`engine/pacing.py`).
 
 A provider gets up to its `window_size` messages in one exchange (`send_window`, like
 an SMPP window: each message answered on its own) when no rate limit paces the sender;
-one without windows declares 1 (the interface's default) and is called per message.
+one without windows declares 1 (the interface's default) and is called per message,
+up to `concurrency` calls in flight at once (SENDLINE_PROVIDER_CONCURRENCY; the pacing
+above still decides, in this thread, when each call may start).
+
+Which provider: the account's chain from the `ProviderDirectory`, past the providers
+whose circuit is open, with failover after a transient refusal (engine/provider_calls.py,
+engine/circuit.py). The provider that answered is recorded on the message with its
+outcome; reconciliation asks that one only (engine/reconciler.py).
+
+A refusal saying the recipient opted out with the carrier (Twilio's 21610) is an opt-out
+(R13): recorded as the contact's consent event, and the contact's other pending
+messages are canceled, in the transaction that records the outcome.
 """
 
 from __future__ import annotations
@@ -44,18 +55,21 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.engine import outbox
+from sendline.engine.circuit import CircuitBreaker
 from sendline.engine.outbox import Job, Outcome
+from sendline.engine.outcomes import BACKOFF_BASE, record_carrier_opt_outs, retry_outcome
 from sendline.engine.pacing import PaceClock, Pacer
+from sendline.engine.provider_calls import Answered, Calls
+from sendline.engine.reconciler import Reconciler
 from sendline.engine.zones import Zones, ringing_zones
 from sendline.providers.base import (
     Accepted,
     Answer,
+    OneProvider,
     PermanentError,
     Provider,
-    ProviderError,
-    ProviderRecord,
+    ProviderDirectory,
     TransientError,
-    UnknownOutcome,
 )
 from sendline.sms.schedule import next_send_time
 from sendline.store.batch_filter import among
@@ -64,8 +78,6 @@ from sendline.store.models import Account, Contact
 
 log = logging.getLogger(__name__)
 
-BACKOFF_BASE = 2.0  # seconds; doubled per attempt, full jitter
-BACKOFF_CAP = 15 * 60.0
 CONSENT_MAX_AGE = 1.0  # seconds a consent reading may be old at the provider call (R13)
 # Outcomes are written one transaction per worker pass when the provider answers fast
 # (a pass sends what two runner batches queued: 400 at the default batch size, 1,000 at
@@ -78,6 +90,8 @@ COMMIT_INTERVAL = 0.5
 R13_DETAIL = "not sent: the contact is no longer opted in (R13)"
 QUIET = "waiting for the end of the recipient's quiet hours (R14)"
 PACED = "waiting for the sender's rate limit (SENDLINE_SENDER_MPS / SENDLINE_ACCOUNT_MPS)"
+NO_DESTINATION = "queued without a destination"
+ALL_OPEN = "waiting: every provider of the account is failing (circuit open)"
 
 _SCREEN_COLUMNS = (
     Message.id,
@@ -92,12 +106,13 @@ _UNKNOWN = (None, None, None, 0, 0, False)  # a row gone meanwhile: not opted in
 
 
 class Dispatcher:
-    """One worker's sending loop body. Not shared between threads; one per process."""
+    """One worker's sending loop body. Not shared between threads; one per process (its
+    calls in flight run in a pool of its own, `close()` ends it)."""
 
     def __init__(
         self,
         session_factory: sessionmaker[Session],
-        provider: Provider,
+        providers: Provider | ProviderDirectory,
         *,
         worker_id: str,
         batch_size: int = 200,
@@ -108,9 +123,13 @@ class Dispatcher:
         account_mps: float | None = None,
         rng: random.Random | None = None,
         pace_clock: PaceClock | None = None,  # None: the database's clock, real sleeps
+        concurrency: int = 1,  # calls in flight to a provider without windows
+        breaker: CircuitBreaker | None = None,  # None: one on `clock`
+        unconfirmed_after: timedelta = timedelta(hours=6),
     ) -> None:
         self._session_factory = session_factory
-        self.provider = provider
+        # A bare provider (the embedded default, the tests) serves every account.
+        self.directory = OneProvider(providers) if isinstance(providers, Provider) else providers
         self.worker_id = worker_id
         self.batch_size = batch_size
         self.lease = lease
@@ -124,6 +143,17 @@ class Dispatcher:
             if paced
             else None
         )
+        self.breaker = breaker or CircuitBreaker(clock=lambda: self._clock().timestamp())
+        self.calls = Calls(self.directory, self.breaker, concurrency)
+        self.reconciler = Reconciler(
+            session_factory,
+            self.directory,
+            worker_id=worker_id,
+            lease=lease,
+            batch_size=batch_size,
+            unconfirmed_after=unconfirmed_after,
+            clock=clock,
+        )
         self._lock = threading.Lock()
         self._unsent: dict[int, Job] = {}  # claimed, not yet handed to the provider
         # Whether this worker may still call the provider: its heartbeat's `fresh`, set
@@ -133,13 +163,17 @@ class Dispatcher:
     # -- control -------------------------------------------------------------------
 
     def request_stop(self) -> None:
-        """Stop between messages (safe from a signal handler): the call in flight
-        finishes, the rest of the batch is put back in the queue."""
+        """Stop between messages (safe from a signal handler): the calls in flight
+        finish, the rest of the batch is put back in the queue."""
         self._stop.set()
 
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    def close(self) -> None:
+        """End the pool of calls in flight (after the last dispatch)."""
+        self.calls.close()
 
     def release_claims(self, also: Sequence[Job] = ()) -> int:
         """Put this worker's claimed rows that never reached the provider back in the
@@ -178,7 +212,9 @@ class Dispatcher:
         return len(jobs)
 
     def _send_all(self, jobs: Sequence[Job], claimed_at: datetime) -> None:
-        size = self._window_size()
+        # Paced: one message at a time; else slices of the largest window any provider
+        # takes (the sandbox's 500: one exchange per slice, as before).
+        size = 1 if self._pacer is not None else max(1, self.calls.window_size())
         pending: list[Outcome] = []
         allowed: set[int] = set()
         screened = -CONSENT_MAX_AGE
@@ -205,20 +241,56 @@ class Dispatcher:
                             for j in self._take(window)
                         )
                         continue
-                if self._must_stop(claimed_at):
+                if self._must_stop(claimed_at) or not self._send(window, claimed_at, pending):
                     break
-                pending.extend(self._call(self._take(window)))
+                pending.extend(self._outcome(answered) for answered in self.calls.collect())
                 if len(pending) >= COMMIT_EVERY or time.monotonic() - last_commit > COMMIT_INTERVAL:
                     self._commit(pending)
                     pending, last_commit = [], time.monotonic()
         finally:
-            # Whatever stopped the loop, what the provider already answered is recorded.
+            # Whatever stopped the loop, the calls in flight finish; the answers are kept.
+            pending.extend(self._outcome(answered) for answered in self.calls.drain())
             self._commit(pending)
 
-    def _window_size(self) -> int:
-        if self._pacer is not None:  # paced: one message at a time
-            return 1
-        return max(1, self.provider.window_size)
+    def _send(self, window: Sequence[Job], claimed_at: datetime, pending: list[Outcome]) -> bool:
+        """Route a slice of the batch and call its providers: windows in one exchange,
+        the others one call per message (in the pool, up to `concurrency` at once).
+        False when the worker must stop before every call started."""
+        exchanges: dict[str, tuple[Provider, list[Job]]] = {}
+        singles: list[tuple[Job, Provider]] = []
+        waiting: list[Job] = []
+        invalid: list[Job] = []
+        windowed: dict[int, Provider] = {}  # account -> its provider with windows
+        for job in window:
+            if not (job.to and job.body):
+                invalid.append(job)
+                continue
+            provider = windowed.get(job.account_id) or self.calls.route(job)
+            if provider is None:
+                waiting.append(job)
+            elif provider.window_size > 1:
+                windowed[job.account_id] = provider  # one exchange: one probe at most
+                exchanges.setdefault(provider.name, (provider, []))[1].append(job)
+            else:
+                singles.append((job, provider))
+        pending.extend(Outcome(j, "failed", detail=NO_DESTINATION) for j in self._take(invalid))
+        pending.extend(self._wait(job) for job in self._take(waiting))
+        for provider, group in exchanges.values():
+            if taken := self._take(group):
+                answers = self.calls.send_window(provider, taken)
+                pending.extend(self._outcome(answered) for answered in answers)
+        for job, provider in singles:
+            if self.calls.pooled(provider):
+                pending.extend(self._outcome(answered) for answered in self.calls.room())
+            if self._must_stop(claimed_at):
+                return False
+            if not self._take([job]):
+                continue
+            if self.calls.pooled(provider):
+                self.calls.submit(job, provider)
+            else:
+                pending.append(self._outcome(self.calls.send_one(job, provider)))
+        return True
 
     def _must_stop(self, claimed_at: datetime) -> bool:
         # Past half the lease (or half our heartbeat's declared window, when our beats
@@ -272,103 +344,56 @@ class Dispatcher:
             if refused:
                 outbox.cancel(session, self.worker_id, refused, R13_DETAIL, now)
             if later:
-                outbox.record_outcomes(session, self.worker_id, self.provider.name, later, now)
+                outbox.record_outcomes(session, self.worker_id, None, later, now)
         gone = set(refused) | {outcome.job.id for outcome in later}
         with self._lock:
             for job_id in gone:
                 self._unsent.pop(job_id, None)
         return {job.id for job in jobs} - gone
 
-    def _call(self, window: Sequence[Job]) -> list[Outcome]:
-        outcomes: list[Outcome] = []
-        ready: list[Job] = []
-        for job in window:
-            if job.to and job.body:
-                ready.append(job)
-            else:
-                outcomes.append(Outcome(job, "failed", detail="queued without a destination"))
-        if not ready:
-            return outcomes
-        try:
-            answers = self._exchange(ready)
-        except Exception as exc:  # noqa: BLE001 - the window may have landed: unknown
-            log.exception("provider %s failed on a window of %d", self.provider.name, len(ready))
-            detail = f"provider call raised {exc!r}"[:500]
-            return outcomes + [Outcome(job, "unknown", detail=detail) for job in ready]
-        return outcomes + [self._outcome(j, a) for j, a in zip(ready, answers, strict=True)]
-
-    def _exchange(self, jobs: Sequence[Job]) -> list[Answer]:
-        if len(jobs) > 1:
-            return self.provider.send_window([j.sms() for j in jobs])
-        try:
-            return [self.provider.send(jobs[0].sms())]
-        except ProviderError as exc:
-            return [exc]
-        except Exception as exc:  # noqa: BLE001 - a call that blew up may still have landed
-            log.exception("provider %s raised on message %s", self.provider.name, jobs[0].id)
-            return [UnknownOutcome("error", f"provider call raised {exc!r}"[:500])]
-
-    def _outcome(self, job: Job, answer: Answer) -> Outcome:
+    def _outcome(self, answered: Answered) -> Outcome:
+        job, answer, name = answered.job, answered.answer, answered.provider
+        if answer is None:
+            return self._wait(job)
         if isinstance(answer, Accepted):
-            return Outcome(job, "sent", provider_id=answer.provider_id)
+            return Outcome(job, "sent", provider_id=answer.provider_id, provider=name)
         if isinstance(answer, PermanentError):
-            return Outcome(job, "failed", error_code=answer.code, detail=str(answer))
+            return Outcome(
+                job,
+                "failed",
+                error_code=answer.code,
+                detail=str(answer),
+                provider=name,
+                opted_out=answer.opted_out,
+            )
         if isinstance(answer, TransientError):
-            return self._retry(job, answer)
-        # UnknownOutcome, or an error the adapter did not classify: it may have landed.
-        return Outcome(job, "unknown", error_code=answer.code, detail=str(answer))
+            return self._retry(job, answer)  # never accepted: routed again when due
+        # UnknownOutcome, or an error the adapter did not classify: it may have landed,
+        # so the message stays with this provider until reconciled (R17).
+        return Outcome(job, "unknown", error_code=answer.code, detail=str(answer), provider=name)
+
+    def _wait(self, job: Job) -> Outcome:
+        """Every provider of the account's chain is open: back to the queue, due when
+        one may take a probe (at the earliest), with the usual backoff and deadline."""
+        waiting = TransientError("circuit_open", ALL_OPEN, retry_after=self.calls.retry_in(job))
+        return self._retry(job, waiting)
 
     def _retry(self, job: Job, exc: TransientError) -> Outcome:
-        now = self._clock()
-        ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, job.attempts - 1))
-        delay = self._rng.uniform(0.0, ceiling)  # full jitter: retries do not stampede
-        if exc.retry_after:
-            delay = max(delay, exc.retry_after)
-        due = now + timedelta(seconds=delay)
-        deadline = job.deadline_at or job.created_at + self.retry_deadline
-        if due > deadline:
-            detail = f"gave up after {job.attempts} attempts: {exc}"
-            return Outcome(job, "failed", error_code=exc.code, detail=detail)
-        return Outcome(job, "queued", error_code=exc.code, detail=str(exc), due_at=due)
+        return retry_outcome(job, exc, self._clock(), self._rng, self.retry_deadline)
 
     def _commit(self, outcomes: Sequence[Outcome]) -> None:
         if not outcomes:
             return
+        now = self._clock()
         with self._session_factory.begin() as session:
-            outbox.record_outcomes(
-                session, self.worker_id, self.provider.name, outcomes, self._clock()
-            )
-
-    # -- reconciliation ------------------------------------------------------------
+            outbox.record_outcomes(session, self.worker_id, None, outcomes, now)
+            opted_out = [outcome for outcome in outcomes if outcome.opted_out]
+            if opted_out:
+                record_carrier_opt_outs(session, opted_out, now)
 
     def reconcile(self, now: datetime | None = None) -> int:
-        """Settle messages whose outcome is not known: `sending` rows whose worker died
-        (claim older than the lease) and `unknown` ones. Returns how many were settled.
-
-        Each is looked up at the provider: found -> adopt its id and status and charge;
-        not found -> back to the queue (safe: a worker stops calling at half its lease,
-        so the dead one cannot still be calling); lookup unsure -> stays `unknown` and is
-        looked up again a lease later.
-        """
-        now = now or self._clock()
-        with self._session_factory.begin() as session:
-            jobs = outbox.claim_stale(session, self.worker_id, now, self.lease, self.batch_size)
-        found: list[tuple[Job, ProviderRecord | None]] = []
-        for job in jobs:
-            try:
-                found.append((job, self.provider.lookup(job.sms())))
-            except UnknownOutcome:
-                continue
-            except Exception:  # noqa: BLE001 - same as unsure: keep it unknown, try later
-                log.exception("lookup of message %s failed", job.id)
-        if not found:
-            return 0
-        name = self.provider.name
-        with self._session_factory.begin() as session:
-            return sum(
-                outbox.settle_lookup(session, self.worker_id, name, job, record, now)
-                for job, record in found
-            )
+        """Settle messages whose outcome is not known (engine/reconciler.py)."""
+        return self.reconciler.reconcile(now)
 
 
-__all__ = ["Answer", "Dispatcher", "Job", "Outcome"]
+__all__ = ["BACKOFF_BASE", "Answer", "Dispatcher", "Job", "Outcome"]

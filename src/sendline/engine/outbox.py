@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, or_, select, update
+from sqlalchemy import Table, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from sendline.engine.statuses import adopt_record
@@ -57,6 +57,10 @@ class Job:
     created_at: datetime
     deadline_at: datetime | None
     sender: str | None = None
+    # Reconciliation's: the provider it was handed to (None: not recorded, the worker
+    # died first), and since when its outcome is unknown.
+    provider: str | None = None
+    unknown_since: datetime | None = None
 
     def sms(self) -> OutboundSms:
         return OutboundSms(self.id, self.to or "", self.sender, self.body or "", self.segments)
@@ -72,6 +76,10 @@ class Outcome:
     error_code: str | None = None
     detail: str | None = None
     due_at: datetime | None = None
+    # The provider that answered (sent, failed, unknown): recorded on the message, the
+    # one a message is handed to (R17: reconciliation asks that one only).
+    provider: str | None = None
+    opted_out: bool = False  # a carrier's refusal meaning the recipient opted out
 
 
 def ours(
@@ -137,8 +145,17 @@ def claim_stale(
     )
     stale = (Message.status.in_(("sending", "unknown")), expired)
     still_stale = (unindexed(Message.status).in_(("sending", "unknown")), expired)
-    values = {"status": "unknown", "claimed_by": worker_id, "claimed_at": now, "updated_at": now}
+    # An `unknown` row keeps its updated_at: since when its outcome is unknown, which
+    # the R17 deadline counts from (nothing else writes an unknown row but its settling).
+    values = {
+        "status": "unknown",
+        "claimed_by": worker_id,
+        "claimed_at": now,
+        "updated_at": case((Message.status == "unknown", Message.updated_at), else_=now),
+    }
     jobs = _claim(session, (stale, still_stale), Message.id, limit, values)
+    if not jobs:
+        return jobs
     accounts = {job.account_id for job in jobs}
     senders = {
         row[0]: row[1]
@@ -146,8 +163,17 @@ def claim_stale(
             select(Account.id, Account.sender_number).where(Account.id.in_(accounts))
         )
     }
+    handed = {
+        row[0]: row[1:]
+        for row in session.execute(
+            select(Message.id, Message.provider, Message.updated_at).where(
+                among(session, Message.id, [job.id for job in jobs])
+            )
+        )
+    }
     for job in jobs:
         job.sender = senders.get(job.account_id)
+        job.provider, job.unknown_since = handed.get(job.id, (None, None))
     return jobs
 
 
@@ -182,15 +208,38 @@ def cancel(session: Session, worker_id: str, ids: Sequence[int], detail: str, no
     return len(rows)
 
 
+def give_up(
+    session: Session, worker_id: str, ids: Sequence[int], code: str, detail: str, now: datetime
+) -> int:
+    """Fail `unknown` rows we took over that nothing confirmed in time (R17's deadline),
+    releasing their credits: never resent."""
+    if not ids:
+        return 0
+    rows = session.execute(
+        update(Message)
+        .where(*ours(session, worker_id, ids, status="unknown"))
+        .values(status="failed", error_code=code, detail=detail, updated_at=now)
+        .returning(*SHARE_COLUMNS)
+        .execution_options(synchronize_session=False)
+    ).all()
+    settle_shares(session, rows, "release")
+    return len(rows)
+
+
 def record_outcomes(
-    session: Session, worker_id: str, provider: str, outcomes: Sequence[Outcome], now: datetime
+    session: Session,
+    worker_id: str,
+    provider: str | None,
+    outcomes: Sequence[Outcome],
+    now: datetime,
 ) -> None:
-    """Write what the provider answered, and settle the credits it decides."""
-    groups: dict[str, list[Outcome]] = {}
+    """Write what the providers answered, and settle the credits it decides. Each
+    outcome names its provider; `provider` is the one of those that name none."""
+    groups: dict[tuple[str, str | None], list[Outcome]] = {}
     for outcome in outcomes:
-        groups.setdefault(outcome.status, []).append(outcome)
-    for status, group in groups.items():
-        rows = _record(session, worker_id, provider, status, group, now)
+        groups.setdefault((outcome.status, outcome.provider or provider), []).append(outcome)
+    for (status, name), group in groups.items():
+        rows = _record(session, worker_id, name, status, group, now)
         if status in ("sent", "failed"):
             kind: SettleKind = "charge" if status == "sent" else "release"
             settle_shares(session, rows, kind)
@@ -199,7 +248,7 @@ def record_outcomes(
 def _record(
     session: Session,
     worker_id: str,
-    provider: str,
+    provider: str | None,
     status: str,
     group: Sequence[Outcome],
     now: datetime,
@@ -216,9 +265,12 @@ def _record(
     values: dict[str, Any] = {"status": status, "updated_at": now}
     if status == "sent":
         # What it waited on (a retry's error, the rate) no longer describes it.
-        values |= {"provider": provider, "sent_at": now, "error_code": None, "detail": None}
+        values |= {"sent_at": now, "error_code": None, "detail": None}
     elif status in ("queued", "deferred"):
-        values |= {"status": "queued", "claimed_by": None, "claimed_at": None}
+        # Never accepted: the next attempt may go to another provider of the chain.
+        values |= {"status": "queued", "claimed_by": None, "claimed_at": None, "provider": None}
+    if provider is not None and status in ("sent", "failed", "unknown"):
+        values["provider"] = provider  # handed to it (or refused by it)
     rows = session.execute(
         select(*SHARE_COLUMNS).where(*ours(session, worker_id, ids)).with_for_update()
     ).all()
@@ -257,8 +309,10 @@ def settle_lookup(
     if record is not None:
         adopt_record(session, message, record, provider, now)
         return 1
-    # The provider never got it: the one backward move, back to the queue.
+    # The provider never got it: the one backward move, back to the queue (free to go
+    # to any provider of the chain again).
     message.status = "queued"
+    message.provider = None
     message.claimed_by = None
     message.claimed_at = None
     message.detail = "requeued: the provider never received it (reconciled)"

@@ -34,7 +34,7 @@ from sendline.engine.heartbeat import Heartbeat
 from sendline.engine.receipts import receipt_applier
 from sendline.engine.runner import Runner
 from sendline.engine.tablestats import refresh_statistics
-from sendline.providers.base import Provider
+from sendline.providers.base import OneProvider, Provider, ProviderDirectory
 from sendline.sms.links import ShortenerList
 
 log = logging.getLogger("sendline.worker")
@@ -90,16 +90,29 @@ class WorkerOptions:
     # Pacing (SENDLINE_SENDER_MPS, SENDLINE_ACCOUNT_MPS), in segments per second.
     sender_mps: float | None = None
     account_mps: float | None = None
+    # Calls in flight at once to a provider without windows (an HTTP carrier), per
+    # worker (SENDLINE_PROVIDER_CONCURRENCY). The sandbox's windows are not affected.
+    provider_concurrency: int = 32
+    # R17: seconds after which a message whose outcome stayed unknown ends failed
+    # ("unconfirmed"), its credits released (SENDLINE_UNCONFIRMED_AFTER).
+    unconfirmed_after: float = 6 * 3600.0
 
 
 class Worker:
+    """`providers`: the directory that gives each account its chain of providers
+    (bootstrap's `Runtime.providers()`), or one provider for every account (wrapped in
+    `OneProvider`: the sandbox, the tests)."""
+
     def __init__(
         self,
         session_factory: sessionmaker[Session],
-        provider: Provider,
+        providers: Provider | ProviderDirectory,
         options: WorkerOptions,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        if isinstance(providers, Provider):
+            providers = OneProvider(providers)
+        self.directory: ProviderDirectory = providers
         self.session_factory = session_factory
         self.options = options
         self.clock = clock
@@ -112,14 +125,15 @@ class Worker:
         )
         self.dispatcher = Dispatcher(
             session_factory,
-            provider,
+            providers,
             worker_id=options.worker_id,
             batch_size=options.batch_size,
             lease=options.lease,
             sender_mps=options.sender_mps,
             account_mps=options.account_mps,
+            concurrency=options.provider_concurrency,
+            unconfirmed_after=timedelta(seconds=options.unconfirmed_after),
         )
-        self.provider = provider
         # Receipts a provider is polled for (the sandbox's) reach the engine through the
         # same hook a pushed one (a webhook) will: none to poll is the default.
         self.apply_receipts = receipt_applier(session_factory)
@@ -168,7 +182,7 @@ class Worker:
     def _step_sends(self) -> int:
         """One batch of due messages, polled receipts, reconciliation when due."""
         done = self.dispatcher.dispatch_due()
-        done += self.provider.poll_receipts(self.clock(), self.apply_receipts)
+        done += self._poll_receipts()
         monotonic = time.monotonic()
         if monotonic - self._last_reconcile >= self.options.reconcile_every:
             settled = self.dispatcher.reconcile()
@@ -177,6 +191,17 @@ class Worker:
             backlog = settled >= self.options.batch_size
             self._last_reconcile = -math.inf if backlog else monotonic
             done += settled
+        return done
+
+    def _poll_receipts(self) -> int:
+        """Every provider's receipts (those pushed to a webhook have none to poll); one
+        provider failing to answer does not keep the others' from the engine."""
+        done = 0
+        for provider in self.directory.all():
+            try:
+                done += provider.poll_receipts(self.clock(), self.apply_receipts)
+            except Exception:  # noqa: BLE001 - logged; polled again next pass
+                log.exception("polling the receipts of %s failed", provider.name)
         return done
 
     def run(self) -> None:
@@ -199,6 +224,7 @@ class Worker:
                     self._stop.wait(self.options.idle_sleep)
         finally:
             released = self.release_claims()
+            self.dispatcher.close()
             self.heartbeat.stop()
             log.info("worker %s stopped (%d claims released)", self.options.worker_id, released)
 
@@ -208,6 +234,6 @@ class Worker:
         return self.dispatcher.release_claims(self.runner.take_claimed()[0])
 
     def stop(self) -> None:
-        """Ask the loop to stop: the in-flight provider call finishes, the rest waits."""
+        """Ask the loop to stop: the provider calls in flight finish, the rest waits."""
         self._stop.set()
         self.dispatcher.request_stop()
