@@ -1,5 +1,7 @@
-"""A small chaos run: the fake Twilio fails a fifth of the calls at random, across every
-fault kind, while workers send a batch and callbacks come back. Every message must end
+"""The chaos run of issue 13: 2,000 messages to 500 contacts, the fake Twilio failing a
+fifth of the calls at random across every fault kind (429, 500, refusals including
+21610, slow answers, connections dropped after it stored the message), two workers on
+PostgreSQL (one on SQLite), callbacks coming back. Every message must end
 settled (delivered, or failed with a reason), and none may reach Twilio twice (R17)."""
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sendline.engine.worker import Worker, WorkerOptions
+from sendline.store.credits import Credits
 from sendline.store.engine_models import Message
 from sendline.store.types import utcnow
 from tests.engine.factories import assert_ledger_ok, make_contact, queue_many
 from tests.providers.conftest import TwilioSite
 
-COUNT = 120
+COUNT = 2000
 SETTLED = {"delivered", "failed", "canceled"}  # canceled: a 21610 opted the contact out
 
 
@@ -36,8 +39,9 @@ def test_it_settles_every_message_once_while_twilio_fails_at_random(
     fake = twilio_site.fake
     fake.fault_rate = 0.2
     contacts = [twilio_site.contact] + [
-        make_contact(session, twilio_site.account, f"+1415867{i:04d}") for i in range(9)
+        make_contact(session, twilio_site.account, f"+1415867{i:04d}") for i in range(499)
     ]
+    Credits(session, twilio_site.account.id).purchase(COUNT)
     queue_many(session, twilio_site.account, contacts, COUNT, due_at=utcnow())
     # Two workers share PostgreSQL; SQLite has one writer, so one worker.
     workers = [
