@@ -35,14 +35,9 @@ def work_left(factory: object) -> int:
         return int(runs or 0) + int(messages or 0)
 
 
-def main(url: str, worker_id: str, batch_size: int) -> None:
-    engine = open_engine(url)
-    factory = session_factory(engine)
-    provider = SandboxProvider(factory)
-    options = WorkerOptions(
-        worker_id=worker_id, batch_size=batch_size, reconcile_every=3600, date_scan_every=3600
-    )
-    worker = Worker(factory, provider, options)
+def run_until_done(worker: Worker, factory: object) -> None:
+    """Run the worker's loop; print "ready" once it idles, stop it once it has worked
+    and nothing is left."""
     tune_garbage_collector()  # as `sendline worker` does
     loop = threading.Thread(target=worker.run)
     loop.start()
@@ -60,6 +55,17 @@ def main(url: str, worker_id: str, batch_size: int) -> None:
         if worked and idle and not work_left(factory):
             worker.stop()
     loop.join()
+
+
+def main(url: str, worker_id: str, batch_size: int) -> None:
+    engine = open_engine(url)
+    factory = session_factory(engine)
+    provider = SandboxProvider(factory)
+    options = WorkerOptions(
+        worker_id=worker_id, batch_size=batch_size, reconcile_every=3600, date_scan_every=3600
+    )
+    worker = Worker(factory, provider, options)
+    run_until_done(worker, factory)
     engine.dispose()
 
 

@@ -9,11 +9,9 @@ flight; prints "ready" once idle, then works until it has worked and none is lef
 from __future__ import annotations
 
 import sys
-import threading
-import time
 
-from bench.engine_worker import IDLE_CHECK_AFTER, work_left
-from sendline.engine.worker import Worker, WorkerOptions, tune_garbage_collector
+from bench.engine_worker import run_until_done
+from sendline.engine.worker import Worker, WorkerOptions
 from sendline.providers.twilio import TwilioProvider
 from sendline.store.db import open_engine, session_factory
 
@@ -41,22 +39,7 @@ def main(url: str, api_url: str, sid: str, token: str, concurrency: int) -> None
         date_scan_every=3600,
         provider_concurrency=concurrency,
     )
-    worker = Worker(factory, provider, options)
-    tune_garbage_collector()
-    loop = threading.Thread(target=worker.run)
-    loop.start()
-    while worker.idle_since is None and loop.is_alive():
-        time.sleep(0.01)
-    ready_idle_since = worker.idle_since
-    print("ready", flush=True)
-    while loop.is_alive():
-        time.sleep(0.05)
-        idle_since = worker.idle_since
-        worked = idle_since != ready_idle_since
-        idle = idle_since is not None and time.monotonic() - idle_since > IDLE_CHECK_AFTER
-        if worked and idle and not work_left(factory):
-            worker.stop()
-    loop.join()
+    run_until_done(Worker(factory, provider, options), factory)
     engine.dispose()
 
 
