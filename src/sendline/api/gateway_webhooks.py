@@ -27,6 +27,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from sendline.api.bodies import BodyTooLarge, capped_body
 from sendline.config import Settings
 from sendline.engine.receipts import receipt_applier
 from sendline.engine.statuses import adopt_record
@@ -50,7 +51,6 @@ from sendline.store.secret_box import SecretBox
 
 log = logging.getLogger("sendline.webhooks")
 
-MAX_BODY = 64 * 1024  # a status or an SMS fits in a few hundred bytes
 
 T = TypeVar("T")
 
@@ -128,17 +128,10 @@ def _receive(sessions: sessionmaker[Session], gateway: _Gateway, body: bytes) ->
 
 
 async def _body(request: Request) -> bytes:
-    """The raw body (the signature covers its exact bytes), refused past MAX_BODY
-    without reading the rest."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
-        raise HTTPException(413, f"a webhook body is at most {MAX_BODY // 1024} KiB")
-    chunks = bytearray()
-    async for chunk in request.stream():
-        chunks += chunk
-        if len(chunks) > MAX_BODY:
-            raise HTTPException(413, f"a webhook body is at most {MAX_BODY // 1024} KiB")
-    return bytes(chunks)
+    try:
+        return await capped_body(request)
+    except BodyTooLarge as exc:
+        raise HTTPException(413, str(exc)) from None
 
 
 def _verified(

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
+from sendline.api.bodies import BodyTooLarge, capped_body
 from sendline.bootstrap import Runtime
 from sendline.engine.receipts import receipt_applier
 from sendline.errors import SendlineError
@@ -57,7 +58,6 @@ log = logging.getLogger("sendline.webhooks.twilio")
 
 # Twilio's webhook forms are a few hundred bytes (an inbound text is at most 1,600
 # characters); anything much larger is not Twilio.
-MAX_BODY = 64 * 1024
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 FORM = "application/x-www-form-urlencoded"
 # A message may get a status callback while its own send is still being recorded, or
@@ -262,17 +262,10 @@ async def _signed_request(request: Request, public_url: str | None) -> Signed:
 
 
 async def _capped_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
-        raise Refused(413, f"body over {MAX_BODY} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise Refused(413, f"body over {MAX_BODY} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        return await capped_body(request)
+    except BodyTooLarge as exc:
+        raise Refused(413, str(exc)) from None
 
 
 def _refused(kind: str, exc: Refused, request: Request) -> Response:
