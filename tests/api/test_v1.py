@@ -27,6 +27,7 @@ def problem_of(response: Response, status: int, code: str) -> dict[str, Any]:
     body: dict[str, Any] = response.json()
     assert {"type", "title", "status", "detail", "code"} <= set(body)
     assert (body["status"], body["code"]) == (status, code)
+    assert body["type"] == f"urn:sendline:problem:{code}"
     return body
 
 

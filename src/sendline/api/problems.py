@@ -40,7 +40,8 @@ from sendline.store.secret_box import SecretUnreadable
 
 PROBLEM_JSON = "application/problem+json"
 API_PREFIX = "/api/"
-TYPE_BASE = "https://sendline.dev/problems/"
+# A URN, not a URL: no page is served for each code yet, so none is promised.
+TYPE_BASE = "urn:sendline:problem:"
 
 
 class AccountKeyRequired(SendlineError):
