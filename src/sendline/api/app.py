@@ -18,8 +18,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from sendline import __version__
+from sendline.api import problems
 from sendline.api.gateway_webhooks import gateway_router
 from sendline.api.twilio_webhooks import twilio_webhooks
+from sendline.api.v1 import v1_router
 from sendline.bootstrap import Runtime
 from sendline.engine.worker import Worker, WorkerOptions
 from sendline.errors import SendlineError
@@ -49,6 +51,8 @@ def create_app(runtime: Runtime, worker_options: WorkerOptions | None = None) ->
     app = FastAPI(title="Sendline", version=__version__, lifespan=lifespan)
     app.include_router(twilio_webhooks(runtime))
     app.include_router(gateway_router(runtime.sessions, runtime.settings))
+    app.include_router(v1_router(runtime.sessions))
+    problems.install(app)
 
     @app.get("/healthz")
     def health() -> dict[str, Any]:

@@ -17,6 +17,7 @@ from sendline.cli import (
     credits,
     db,
     inbox,
+    keys,
     messages,
     providers,
     sandbox,
@@ -40,6 +41,7 @@ app.add_typer(automations.events_app, name="events")
 app.add_typer(messages.app, name="messages")
 app.add_typer(inbox.app, name="inbox")
 app.add_typer(providers.app, name="providers")
+app.add_typer(keys.app, name="keys")
 app.add_typer(sandbox.app, name="sandbox")
 app.command("serve")(service.serve)
 app.command("worker")(service.worker_command)

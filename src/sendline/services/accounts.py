@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from sendline.errors import InvalidInput
+from sendline.errors import InvalidInput, NotFound
 from sendline.services import resolve_account
 from sendline.store.accounts import (
     Accounts,
@@ -234,6 +234,15 @@ def update_account(
 def show_account(sessions: sessionmaker[Session], ref: str) -> AccountView:
     with sessions.begin() as session:
         return view_of(session, Accounts(session).resolve(ref))
+
+
+def account_settings(sessions: sessionmaker[Session], account_id: int) -> AccountView:
+    """An account by id (an API key's), never by name."""
+    with sessions.begin() as session:
+        account = session.get(Account, account_id)
+        if account is None:
+            raise NotFound(f"no account {account_id}")
+        return view_of(session, account)
 
 
 def list_accounts(sessions: sessionmaker[Session]) -> list[AccountView]:

@@ -287,11 +287,37 @@ def send_event(
     """Record a custom event for a contact; automations listening for it start."""
     with sessions.begin() as session:
         owner = resolve_account(session, account)
-        found = Contacts(session, owner.id).resolve(contact)
-        moment = now or datetime.now(UTC)
-        started = Actions(session, owner.id, now=moment).record_event(found.id, name, payload)
-        reasons = () if started else _why_none(session, owner.id, found.id, name)
-        return EventOutcome(name, found.id, started, reasons)
+        return _record_event(session, owner.id, contact, name, payload, now)
+
+
+def send_account_event(
+    sessions: sessionmaker[Session],
+    account_id: int,
+    contact: str,
+    name: str,
+    payload: Mapping[str, Any] | None = None,
+    *,
+    now: datetime | None = None,
+) -> EventOutcome:
+    """`send_event` for an account known by id (an API key's): no name lookup, so an
+    account named like another's id can never be picked by mistake."""
+    with sessions.begin() as session:
+        return _record_event(session, account_id, contact, name, payload, now)
+
+
+def _record_event(
+    session: Session,
+    account_id: int,
+    contact: str,
+    name: str,
+    payload: Mapping[str, Any] | None,
+    now: datetime | None,
+) -> EventOutcome:
+    found = Contacts(session, account_id).resolve(contact)
+    moment = now or datetime.now(UTC)
+    started = Actions(session, account_id, now=moment).record_event(found.id, name, payload)
+    reasons = () if started else _why_none(session, account_id, found.id, name)
+    return EventOutcome(name, found.id, started, reasons)
 
 
 def _why_none(session: Session, account_id: int, contact_id: int, name: str) -> tuple[str, ...]:

@@ -287,3 +287,29 @@ class ProviderConfig(Base):
     # so the contact gets exactly one (R12).
     carrier_confirms_optout: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+API_KEY_KINDS = ("account", "admin")
+
+
+class ApiKey(Base):
+    """A key the HTTP API accepts: an account's (`account`) or the operator's (`admin`,
+    no account). Only the SHA-256 of the full key is stored; `prefix` is the part shown
+    to people so they can tell their keys apart. A revoked key stays, for the record."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        CheckConstraint(_in("kind", API_KEY_KINDS), name="kind"),
+        UniqueConstraint("key_hash", name="uq_api_keys_key_hash"),
+        Index("ix_api_keys_account_id", "account_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(10))
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(20))
+    key_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
