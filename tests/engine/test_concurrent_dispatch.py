@@ -8,7 +8,6 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -79,19 +78,6 @@ def test_it_holds_the_senders_rate_with_calls_in_flight(
         back = message(session, message_id)
         assert (back.status, back.detail, back.attempts) == ("queued", PACED, 0)
     assert_ledger_ok(session, world.account.id)
-
-
-@pytest.fixture
-def sigterm_handler() -> Iterator[list[Dispatcher]]:
-    targets: list[Dispatcher] = []
-
-    def stop_all(*_: object) -> None:
-        for dispatcher in targets:
-            dispatcher.request_stop()
-
-    previous = signal.signal(signal.SIGTERM, stop_all)
-    yield targets
-    signal.signal(signal.SIGTERM, previous)
 
 
 def test_it_finishes_the_calls_in_flight_on_sigterm_and_puts_the_rest_back(

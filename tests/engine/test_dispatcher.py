@@ -354,19 +354,6 @@ class _After(Provider):
         return self.inner.lookup(sms)
 
 
-@pytest.fixture
-def sigterm_handler() -> Iterator[list[Dispatcher]]:
-    targets: list[Dispatcher] = []
-
-    def stop_all(*_: object) -> None:
-        for dispatcher in targets:
-            dispatcher.request_stop()
-
-    previous = signal.signal(signal.SIGTERM, stop_all)
-    yield targets
-    signal.signal(signal.SIGTERM, previous)
-
-
 def test_it_handles_a_graceful_stop(
     session: Session,
     world: World,
