@@ -13,11 +13,16 @@ class SendlineError(Exception):
     """Base of every error Sendline reports to a user."""
 
     code: str = "error"
+    # The input field at fault, when one is (`phone`, `steps.2.body`): the API's problem
+    # details name it, the web forms put the message beside it.
+    field: str | None = None
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(self, message: str, *, code: str | None = None, field: str | None = None) -> None:
         super().__init__(message)
         if code is not None:
             self.code = code
+        if field is not None:
+            self.field = field
         self.message = message
 
     def __str__(self) -> str:
