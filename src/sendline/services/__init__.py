@@ -19,9 +19,20 @@ from sendline.errors import InvalidInput, NotFound
 from sendline.store.accounts import Accounts
 from sendline.store.models import Account
 
+# How a use case is told its account: the CLI passes what the user typed (a name or a
+# number, or nothing when there is one account); the API passes the key's account id, an
+# int, which is never taken for a name.
+AccountRef = str | int | None
 
-def resolve_account(session: Session, ref: str | None) -> Account:
-    """The account named (or numbered) `ref`; the only account when `ref` is omitted."""
+
+def resolve_account(session: Session, ref: AccountRef) -> Account:
+    """The account with id `ref` (an int), named or numbered `ref` (a str), or the only
+    account when `ref` is None."""
+    if isinstance(ref, int):
+        account = session.get(Account, ref)
+        if account is None:
+            raise NotFound(f"no account {ref}")
+        return account
     accounts = Accounts(session)
     if ref is not None:
         return accounts.resolve(ref)
@@ -33,4 +44,4 @@ def resolve_account(session: Session, ref: str | None) -> Account:
     raise InvalidInput(f"{len(every)} accounts exist: say which one with --account NAME")
 
 
-__all__ = ["resolve_account"]
+__all__ = ["AccountRef", "resolve_account"]

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.errors import InvalidInput, NotFound, SendlineError
-from sendline.services import resolve_account
+from sendline.services import AccountRef, resolve_account
 from sendline.store.engine_models import ApiKey
 from sendline.store.ids import parse_id
 
@@ -90,7 +90,7 @@ def _checked_name(name: str) -> str:
 
 
 def create_key(
-    sessions: sessionmaker[Session], account: str | None, name: str, *, admin: bool = False
+    sessions: sessionmaker[Session], account: AccountRef, name: str, *, admin: bool = False
 ) -> CreatedKey:
     """A new key for `account` (or, with `admin`, an operator key with no account)."""
     name = _checked_name(name)

@@ -22,7 +22,7 @@ from sendline.engine.definitions import AutomationDefinition, Condition
 from sendline.engine.preflight import PreflightReport, preflight
 from sendline.engine.step_graph import StepLine, outline
 from sendline.engine.triggers import listening, start_bulk
-from sendline.services import resolve_account
+from sendline.services import AccountRef, resolve_account
 from sendline.sms.links import ShortenerList
 from sendline.store.contacts import Contacts
 from sendline.store.engine_models import Automation, AutomationRun
@@ -104,7 +104,7 @@ class EventOutcome:
 
 def create_automation(
     sessions: sessionmaker[Session],
-    account: str | None,
+    account: AccountRef,
     source: str | Mapping[str, Any],
     *,
     shorteners: ShortenerList | None = None,
@@ -117,7 +117,7 @@ def create_automation(
 
 def update_automation(
     sessions: sessionmaker[Session],
-    account: str | None,
+    account: AccountRef,
     ref: str,
     source: str | Mapping[str, Any],
     *,
@@ -138,7 +138,7 @@ def _saved(saved: Saved) -> SavedAutomation:
 
 
 def list_automations(
-    sessions: sessionmaker[Session], account: str | None
+    sessions: sessionmaker[Session], account: AccountRef
 ) -> list[AutomationSummary]:
     with sessions.begin() as session:
         automations = Automations(session, resolve_account(session, account).id)
@@ -161,7 +161,7 @@ def list_automations(
 
 
 def show_automation(
-    sessions: sessionmaker[Session], account: str | None, ref: str, *, failures: int = 5
+    sessions: sessionmaker[Session], account: AccountRef, ref: str, *, failures: int = 5
 ) -> AutomationDetail:
     """An automation: its settings, its step graph, its runs and why the latest failed."""
     with sessions.begin() as session:
@@ -220,7 +220,7 @@ def automation_schema() -> dict[str, Any]:
 
 
 def change_status(
-    sessions: sessionmaker[Session], account: str | None, ref: str, action: Lifecycle
+    sessions: sessionmaker[Session], account: AccountRef, ref: str, action: Lifecycle
 ) -> AutomationState:
     """Activate (R1 checked), pause or archive an automation."""
     with sessions.begin() as session:
@@ -231,7 +231,7 @@ def change_status(
 
 def start_blast(
     sessions: sessionmaker[Session],
-    account: str | None,
+    account: AccountRef,
     ref: str,
     *,
     segment: Mapping[str, Any] | None = None,
@@ -249,7 +249,7 @@ def start_blast(
 
 def preflight_automation(
     sessions: sessionmaker[Session],
-    account: str | None,
+    account: AccountRef,
     ref: str,
     *,
     segment: Mapping[str, Any] | None = None,
@@ -277,7 +277,7 @@ def _segment(data: Mapping[str, Any] | None) -> Condition | None:
 
 def send_event(
     sessions: sessionmaker[Session],
-    account: str | None,
+    account: AccountRef,
     contact: str,
     name: str,
     payload: Mapping[str, Any] | None = None,

@@ -21,7 +21,7 @@ from sendline.engine.actions import Actions
 from sendline.errors import Conflict, InvalidInput
 from sendline.importing.importer import ImportOptions, ImportReport, Progress
 from sendline.importing.importer import import_contacts as run_import
-from sendline.services import resolve_account
+from sendline.services import AccountRef, resolve_account
 from sendline.store import exporter
 from sendline.store.consent import Consent
 from sendline.store.contact_values import UNSET
@@ -101,7 +101,7 @@ class ConsentHistory:
 
 def import_contacts(
     sessions: Sessions,
-    account: str | None,
+    account: AccountRef,
     path: Path,
     options: ImportOptions | None = None,
     progress: Progress | None = None,
@@ -113,7 +113,7 @@ def import_contacts(
         return ImportResult(found.name, report)
 
 
-def export_contacts(sessions: Sessions, account: str | None, out: TextIO) -> tuple[str, int]:
+def export_contacts(sessions: Sessions, account: AccountRef, out: TextIO) -> tuple[str, int]:
     """Write the account's contacts as CSV; returns (account name, contacts written)."""
     with sessions.begin() as session:
         found = resolve_account(session, account)
@@ -123,13 +123,13 @@ def export_contacts(sessions: Sessions, account: str | None, out: TextIO) -> tup
 # -- reading ---------------------------------------------------------------------------
 
 
-def show(sessions: Sessions, account: str | None, ref: str) -> ContactView:
+def show(sessions: Sessions, account: AccountRef, ref: str) -> ContactView:
     with sessions.begin() as session:
         contacts = _contacts(session, account)
         return _view(session, contacts, contacts.resolve(ref))
 
 
-def consent_history(sessions: Sessions, account: str | None, ref: str) -> ConsentHistory:
+def consent_history(sessions: Sessions, account: AccountRef, ref: str) -> ConsentHistory:
     """Every opt-in and opt-out of a contact, oldest first: the audit trail (R4)."""
     with sessions.begin() as session:
         contacts = _contacts(session, account)
@@ -138,7 +138,7 @@ def consent_history(sessions: Sessions, account: str | None, ref: str) -> Consen
         return ConsentHistory(_view(session, contacts, person), [_record(e) for e in events])
 
 
-def write_consent_csv(sessions: Sessions, account: str | None, ref: str, out: TextIO) -> int:
+def write_consent_csv(sessions: Sessions, account: AccountRef, ref: str, out: TextIO) -> int:
     with sessions.begin() as session:
         contacts = _contacts(session, account)
         return Consent(session, contacts.account_id).write_csv(contacts.resolve(ref).id, out)
@@ -146,7 +146,7 @@ def write_consent_csv(sessions: Sessions, account: str | None, ref: str, out: Te
 
 def list_contacts(
     sessions: Sessions,
-    account: str | None,
+    account: AccountRef,
     *,
     tag: str | None = None,
     list_name: str | None = None,
@@ -177,7 +177,7 @@ def list_contacts(
 
 def create(
     sessions: Sessions,
-    account: str | None,
+    account: AccountRef,
     *,
     email: str | None = None,
     first_name: str | None = None,
@@ -202,7 +202,7 @@ def create(
 
 def update(
     sessions: Sessions,
-    account: str | None,
+    account: AccountRef,
     ref: str,
     *,
     email: str | None = UNSET,
@@ -229,19 +229,19 @@ def update(
         return ContactChange(_view(session, contacts, person), runs, changed)
 
 
-def tag(sessions: Sessions, account: str | None, ref: str, tags: Sequence[str]) -> ContactChange:
+def tag(sessions: Sessions, account: AccountRef, ref: str, tags: Sequence[str]) -> ContactChange:
     return _change(sessions, account, ref, lambda a, cid: sum(a.add_tag(cid, t) for t in tags))
 
 
-def untag(sessions: Sessions, account: str | None, ref: str, tags: Sequence[str]) -> ContactChange:
+def untag(sessions: Sessions, account: AccountRef, ref: str, tags: Sequence[str]) -> ContactChange:
     return _change(sessions, account, ref, lambda a, cid: [a.remove_tag(cid, t) for t in tags])
 
 
-def subscribe(sessions: Sessions, account: str | None, ref: str, list_name: str) -> ContactChange:
+def subscribe(sessions: Sessions, account: AccountRef, ref: str, list_name: str) -> ContactChange:
     return _change(sessions, account, ref, lambda a, cid: a.subscribe(cid, list_name))
 
 
-def unsubscribe(sessions: Sessions, account: str | None, ref: str, list_name: str) -> ContactChange:
+def unsubscribe(sessions: Sessions, account: AccountRef, ref: str, list_name: str) -> ContactChange:
     def leave(actions: Actions, contact_id: int) -> None:
         actions.contacts.list_id(list_name, create=False)  # an unknown list is an error
         actions.unsubscribe(contact_id, list_name)
@@ -249,7 +249,7 @@ def unsubscribe(sessions: Sessions, account: str | None, ref: str, list_name: st
     return _change(sessions, account, ref, leave)
 
 
-def delete(sessions: Sessions, account: str | None, ref: str) -> int:
+def delete(sessions: Sessions, account: AccountRef, ref: str) -> int:
     """Delete a contact who has no history; returns its id.
 
     Consent records are append-only proof (R4), and messages and runs are the record of
@@ -279,7 +279,7 @@ def delete(sessions: Sessions, account: str | None, ref: str) -> int:
 
 def record_consent(
     sessions: Sessions,
-    account: str | None,
+    account: AccountRef,
     ref: str,
     *,
     kind: str,
@@ -317,11 +317,11 @@ def record_consent(
 # -- internals -------------------------------------------------------------------------
 
 
-def _contacts(session: Session, account: str | None) -> Contacts:
+def _contacts(session: Session, account: AccountRef) -> Contacts:
     return Contacts(session, resolve_account(session, account).id)
 
 
-def _change(sessions: Sessions, account: str | None, ref: str, change: Any) -> ContactChange:
+def _change(sessions: Sessions, account: AccountRef, ref: str, change: Any) -> ContactChange:
     """Run one action on the contact; `changed` tells whether tags or lists moved."""
     with sessions.begin() as session:
         contacts = _contacts(session, account)

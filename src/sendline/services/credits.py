@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.errors import InvalidInput
-from sendline.services import resolve_account
+from sendline.services import AccountRef, resolve_account
 from sendline.store.credit_values import LedgerAudit
 from sendline.store.credits import Credits
 from sendline.store.models import LedgerEntry
@@ -40,7 +40,7 @@ class CreditStatement:
 
 
 def credit_statement(
-    sessions: sessionmaker[Session], account_ref: str | None, *, entries: int = 10
+    sessions: sessionmaker[Session], account_ref: AccountRef, *, entries: int = 10
 ) -> CreditStatement:
     """The balance, checked against the ledger, and its latest `entries` entries."""
     if not 0 <= entries <= MAX_ENTRIES:

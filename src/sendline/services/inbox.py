@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.engine.inbound import Handled, receive_all, review
 from sendline.errors import InvalidInput
-from sendline.services import resolve_account
+from sendline.services import AccountRef, resolve_account
 from sendline.sms.phone import check_phone
 from sendline.store.accounts import Accounts
 from sendline.store.engine_models import InboundMessage
@@ -87,7 +87,7 @@ def view_of(row: InboundMessage) -> InboundView:
 
 def list_inbound(
     sessions: sessionmaker[Session],
-    account: str | None = None,
+    account: AccountRef = None,
     *,
     review_only: bool = False,
     limit: int = 50,
@@ -112,7 +112,7 @@ def review_reply(
     *,
     opt_out: bool,
     by: str,
-    account: str | None = None,
+    account: AccountRef = None,
     now: datetime | None = None,
 ) -> ReviewResult:
     """Decide a reply flagged for review: an opt-out (a consent event, method agent, with
@@ -143,7 +143,7 @@ def receive_text(
     *,
     from_number: str,
     body: str,
-    account_ref: str | None = None,
+    account_ref: AccountRef = None,
     to_number: str | None = None,
     provider_id: str | None = None,
     account_id: int | None = None,

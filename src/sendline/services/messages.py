@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.engine.held import MAX_RELEASE, Released, recent_messages, release, wait_reason
-from sendline.services import resolve_account
+from sendline.services import AccountRef, resolve_account
 from sendline.sms.links import ShortenerList
 from sendline.store.batch_filter import among
 from sendline.store.models import Contact
@@ -40,7 +40,7 @@ class MessageLine:
 
 def list_messages(
     sessions: sessionmaker[Session],
-    account: str | None = None,
+    account: AccountRef = None,
     *,
     status: str | None = None,
     reason: str | None = None,
@@ -83,7 +83,7 @@ def list_messages(
 
 def release_held(
     sessions: sessionmaker[Session],
-    account: str | None = None,
+    account: AccountRef = None,
     *,
     ids: Sequence[int] = (),
     reason: str | None = None,
