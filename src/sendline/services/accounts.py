@@ -1,8 +1,8 @@
 """Accounts: create, change, show and list them, and their credits.
 
-What an account's settings are, how each is given as text (a CLI option, later an API
-or form field) and how it is shown is one declarative table, `FIELDS`: adding a setting
-is one row there (the store checks the value itself, see store/accounts.py).
+What an account's settings are, how each is given (a CLI option, an API field) and how
+it is shown is one declarative table, `FIELDS`: adding a setting is one row there (the
+store checks the value itself, see store/accounts.py).
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.errors import InvalidInput, NotFound
-from sendline.services import resolve_account
+from sendline.services import AccountRef, resolve_account
 from sendline.store.accounts import (
     Accounts,
     check_change,
@@ -37,12 +38,19 @@ class AccountField:
     """One settable thing: its option name, what it sets and how it reads its value.
 
     `kind` is what the option takes: `str` (one text), `bool` (a --x/--no-x flag) or
-    `list` (repeatable, e.g. one --rate per region)."""
+    `list` (repeatable, e.g. one --rate per region). `name` is the field's name in the
+    API (and in `AccountView`) when it is not the option's with underscores."""
 
     option: str
     help: str
     parse: Parse
     kind: type = str
+    name: str = ""
+
+    @property
+    def key(self) -> str:
+        """The field's name in the API: `max_segments`, `credit_rates`..."""
+        return self.name or self.option.replace("-", "_")
 
 
 def _text(column: str) -> Parse:
@@ -82,16 +90,30 @@ def _time(column: str) -> Parse:
 
 
 def _rates(value: Any) -> dict[str, Any]:
+    # The CLI gives `GB=2` items; the API a JSON object, read the same way (every rate
+    # a whole number, `default` 1 unless given).
+    if isinstance(value, Mapping):
+        value = [f"{region}={rate}" for region, rate in value.items()]
     return {"credit_rates": parse_rates(list(value))}
 
 
 # Every account setting a user can change, in the order `accounts show` lists them.
 FIELDS: tuple[AccountField, ...] = (
-    AccountField("line", "Product line: marketing or sales.", _text("product_line")),
+    AccountField(
+        "line", "Product line: marketing or sales.", _text("product_line"), str, "product_line"
+    ),
     AccountField("tier", "lite, starter, plus, professional or enterprise.", _text("tier")),
     AccountField("sms-addon", "Bought the SMS add-on (R1, R2).", _flag("sms_addon"), bool),
-    AccountField("purchased-on", "Date of the last purchase or upgrade (the cohort).", _day),
-    AccountField("sender", "The from-number (E.164).", _text("sender_number")),
+    AccountField(
+        "purchased-on",
+        "Date of the last purchase or upgrade (the cohort).",
+        _day,
+        str,
+        "last_purchase_on",
+    ),
+    AccountField(
+        "sender", "The from-number (E.164).", _text("sender_number"), str, "sender_number"
+    ),
     AccountField("quiet-hours", "Local sending window, e.g. 08:00-21:00.", _window),
     AccountField("quiet-start", "Sending window start, e.g. 08:00.", _time("quiet_start")),
     AccountField("quiet-end", "Sending window end, e.g. 21:00.", _time("quiet_end")),
@@ -105,38 +127,46 @@ FIELDS: tuple[AccountField, ...] = (
         _text("optout_clause_policy"),
     ),
     AccountField("help-text", "Reply to HELP (must say how to opt out).", _text("help_text")),
-    AccountField("rate", "Credits per segment: default=1, GB=2...", _rates, list),
+    AccountField("rate", "Credits per segment: default=1, GB=2...", _rates, list, "credit_rates"),
 )
 FIELDS_BY_OPTION = {field.option: field for field in FIELDS}
+FIELDS_BY_KEY = {field.key: field for field in FIELDS}
 
 
-def parse_changes(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Options as given (`{"max-segments": "2", ...}`; None = not given) -> the checked
-    account columns. Every option is read before anything is written; all the bad ones
-    are reported at once, each by its option name."""
+def parse_changes(values: Mapping[str, Any], *, by_key: bool = False) -> dict[str, Any]:
+    """Options as given (`{"max-segments": "2", ...}`, or with `by_key` the API's field
+    names, `{"max_segments": 2}`; None = not given) -> the checked account columns.
+    Every value is read before anything is written; all the bad ones are reported at
+    once, each by its name, and the error's `field` is the first bad one's API name."""
+    known = FIELDS_BY_KEY if by_key else FIELDS_BY_OPTION
     changes: dict[str, Any] = {}
     setter: dict[str, str] = {}
     problems: list[str] = []
     codes: set[str] = set()
-    for option, value in values.items():
+    first: str | None = None
+    for given, value in values.items():
         if value is None or value == []:
             continue
-        field = FIELDS_BY_OPTION.get(option)
+        field = known.get(given)
+        label = given if by_key else f"--{given}"
         if field is None:
-            raise InvalidInput(f"--{option} is not an account setting")
+            raise InvalidInput(f"{label[:80]} is not an account setting", field=given[:80])
         try:
             columns = {name: check_change(name, v) for name, v in field.parse(value).items()}
         except InvalidInput as exc:
-            problems.append(f"--{option}: {exc.message}")
+            problems.append(f"{label}: {exc.message}")
             codes.add(exc.code)
+            first = first or field.key
             continue
         for name, checked in columns.items():
             if name in setter:
-                problems.append(f"--{option} and --{setter[name]} both set {name}: give one")
-            setter[name] = option
+                problems.append(f"{label} and {setter[name]} both set {name}: give one")
+                first = first or field.key
+            setter[name] = label
             changes[name] = checked
     if problems:  # one code when every problem has the same (e.g. invalid_optout_clause)
-        raise InvalidInput("; ".join(problems), code=codes.pop() if len(codes) == 1 else None)
+        code = codes.pop() if len(codes) == 1 else None
+        raise InvalidInput("; ".join(problems), code=code, field=first)
     return changes
 
 
@@ -220,14 +250,14 @@ def create_account(
 
 
 def update_account(
-    sessions: sessionmaker[Session], ref: str, changes: Mapping[str, Any]
+    sessions: sessionmaker[Session], ref: AccountRef, changes: Mapping[str, Any]
 ) -> AccountView:
     """Change an account's plan and settings (columns as `parse_changes` returns them);
     all or nothing."""
     if not changes:
         raise InvalidInput("nothing to change: give at least one setting (see --help)")
     with sessions.begin() as session:
-        account = Accounts(session).resolve(ref)
+        account = resolve_account(session, ref)
         return view_of(session, Accounts(session).update(account.id, **changes))
 
 
@@ -248,6 +278,18 @@ def account_settings(sessions: sessionmaker[Session], account_id: int) -> Accoun
 def list_accounts(sessions: sessionmaker[Session]) -> list[AccountView]:
     with sessions.begin() as session:
         return [view_of(session, account) for account in Accounts(session).list()]
+
+
+def account_page(
+    sessions: sessionmaker[Session], *, limit: int, before_id: int | None = None
+) -> list[AccountView]:
+    """Up to `limit` accounts, newest first, with ids below `before_id` (a page of
+    the operator's list; the API fetches one more to know whether a page follows)."""
+    query = select(Account).order_by(Account.id.desc()).limit(limit)
+    if before_id is not None:
+        query = query.where(Account.id < before_id)
+    with sessions.begin() as session:
+        return [view_of(session, account) for account in session.scalars(query)]
 
 
 def purchase_credits(

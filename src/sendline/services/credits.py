@@ -1,7 +1,8 @@
 """Credits as an account's owner sees them: the balance and its ledger (R3).
 
-Purchases and monthly grants are in `services.accounts` (they change the account's
-plan state too); this module only reads.
+Monthly grants are in `services.accounts`; `purchase_credits` there is the CLI's
+purchase (it answers with the account), `buy_credits` here the API's (it answers with
+the ledger line). Both are one `Credits.purchase`.
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.errors import InvalidInput
 from sendline.services import AccountRef, resolve_account
-from sendline.store.credit_values import LedgerAudit
+from sendline.store.credit_values import Balance, LedgerAudit
 from sendline.store.credits import Credits
 from sendline.store.models import LedgerEntry
 
@@ -50,6 +52,53 @@ def credit_statement(
         credits = Credits(session, account.id)
         lines = [_line(entry) for entry in credits.ledger(limit=entries)] if entries else []
         return CreditStatement(account.name, credits.audit(), lines)
+
+
+def ledger_page(
+    sessions: sessionmaker[Session],
+    account_ref: AccountRef,
+    *,
+    limit: int,
+    before_id: int | None = None,
+) -> list[LedgerLine]:
+    """Up to `limit` of the account's ledger entries, newest first, with ids below
+    `before_id`: one page of the ledger (keyset, so a deep page costs what the first
+    does)."""
+    with sessions.begin() as session:
+        account = resolve_account(session, account_ref)
+        query = (
+            select(LedgerEntry)
+            .where(LedgerEntry.account_id == account.id)
+            .order_by(LedgerEntry.id.desc())
+            .limit(limit)
+        )
+        if before_id is not None:
+            query = query.where(LedgerEntry.id < before_id)
+        return [_line(entry) for entry in session.scalars(query)]
+
+
+@dataclass(frozen=True)
+class Purchase:
+    """A purchase recorded: its ledger line and the balance after it."""
+
+    line: LedgerLine
+    balance: Balance
+
+
+def buy_credits(
+    sessions: sessionmaker[Session],
+    account_ref: AccountRef,
+    amount: int,
+    *,
+    note: str | None = None,
+) -> Purchase:
+    """Record a purchase of `amount` credits (they never expire; R2: a current account
+    needs the SMS add-on first)."""
+    with sessions.begin() as session:
+        account = resolve_account(session, account_ref)
+        credits = Credits(session, account.id)
+        entry = credits.purchase(amount, note=note)
+        return Purchase(_line(entry), credits.balance())
 
 
 def _line(entry: LedgerEntry) -> LedgerLine:

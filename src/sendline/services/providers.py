@@ -11,7 +11,8 @@ appears in a result or an error: results carry them masked (`masking.py`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -32,7 +33,7 @@ from sendline.providers.configs import (
     prepare_http,
     prepare_twilio,
 )
-from sendline.services import resolve_account
+from sendline.services import AccountRef, resolve_account
 from sendline.sms.phone import check_phone
 from sendline.store.contacts import Contacts
 from sendline.store.engine_models import Message, ProviderConfig
@@ -74,7 +75,7 @@ class Added:
 def add_provider(
     sessions: sessionmaker[Session],
     settings: Settings,
-    account_ref: str,
+    account_ref: AccountRef,
     fields: TwilioFields | HttpFields,
     *,
     label: str | None = None,
@@ -83,8 +84,10 @@ def add_provider(
 ) -> Added:
     """Store a provider for the account, at `position` (default: last), after checking
     every field; the secrets sealed. Nothing is stored when anything is refused."""
-    ready = prepare_twilio(fields) if isinstance(fields, TwilioFields) else prepare_http(fields)
-    label = check_label(label if label is not None else ready.label)
+    twilio = isinstance(fields, TwilioFields)
+    with _naming_the_field(None if twilio else "config"):
+        ready = prepare_twilio(fields) if isinstance(fields, TwilioFields) else prepare_http(fields)
+        label = check_label(label if label is not None else ready.label)
     # Sealed before the transaction: no key, no row (ConfigError from the box).
     sealed = SecretBox(settings.secret_keys).seal(ready.secrets) if ready.secrets else None
     confirms = ready.confirms_optout if carrier_confirms_optout is None else carrier_confirms_optout
@@ -93,7 +96,8 @@ def add_provider(
             account = _locked_account(session, account_ref)
             _refuse_taken_sender(session, account.id, ready.sender_number)
             rows = account_providers(session, account.id)
-            at = check_position(position, len(rows) + 1)
+            with _naming_the_field("position"):
+                at = check_position(position, len(rows) + 1)
             row = ProviderConfig(
                 account_id=account.id,
                 kind=ready.kind,
@@ -116,7 +120,7 @@ class ProviderList:
     providers: list[ProviderLine]  # in failover order; empty: the sandbox
 
 
-def list_providers(sessions: sessionmaker[Session], account_ref: str) -> ProviderList:
+def list_providers(sessions: sessionmaker[Session], account_ref: AccountRef) -> ProviderList:
     """The account's providers in failover order (none: it sends through the sandbox)."""
     with sessions.begin() as session:
         account = resolve_account(session, account_ref)
@@ -125,7 +129,9 @@ def list_providers(sessions: sessionmaker[Session], account_ref: str) -> Provide
         )
 
 
-def remove_provider(sessions: sessionmaker[Session], account_ref: str, ref: str) -> ProviderLine:
+def remove_provider(
+    sessions: sessionmaker[Session], account_ref: AccountRef, ref: str
+) -> ProviderLine:
     """Remove a provider; the ones after it move up. Refused while a message handed to
     it may still need it to be reconciled (R17: only that provider can say whether it
     has the message, and a message is never handed to a second one)."""
@@ -151,7 +157,7 @@ def remove_provider(sessions: sessionmaker[Session], account_ref: str, ref: str)
 
 
 def move_provider(
-    sessions: sessionmaker[Session], account_ref: str, ref: str, position: int
+    sessions: sessionmaker[Session], account_ref: AccountRef, ref: str, position: int
 ) -> list[ProviderLine]:
     """Put a provider at `position` in the failover order; returns the new order."""
     try:
@@ -159,7 +165,8 @@ def move_provider(
             account = _locked_account(session, account_ref)
             rows = account_providers(session, account.id)
             row = _find(rows, ref, account)
-            at = check_position(position, len(rows))
+            with _naming_the_field("position"):
+                at = check_position(position, len(rows))
             others = [r for r in rows if r is not row]
             ordered = [*others[: at - 1], row, *others[at - 1 :]]
             renumber(session, ordered)
@@ -197,6 +204,35 @@ def new_secret_key() -> str:
 
 # -- checking what was typed -----------------------------------------------------------
 
+# The input field each refusal of `providers.configs` is about (the API names it; the
+# CLI's messages already say the option).
+_FIELD_OF_CODE = {
+    "invalid_account_sid": "account_sid",
+    "invalid_auth_token": "auth_token",
+    "invalid_sender": "from_number",
+    "invalid_from_number": "from_number",
+    "invalid_messaging_service_sid": "messaging_service_sid",
+    "invalid_config": "config",
+    "invalid_secret": "secrets",
+    "missing_secret": "secrets",
+    "unknown_secret": "secrets",
+    "invalid_label": "label",
+    "invalid_position": "position",
+    "invalid_to": "to",
+}
+
+
+@contextmanager
+def _naming_the_field(default: str | None) -> Iterator[None]:
+    """Give an InvalidInput raised inside the field it is about: by its code, else
+    `default` (a gateway config's own errors are all about `config`)."""
+    try:
+        yield
+    except InvalidInput as exc:
+        if exc.field is None:
+            exc.field = _FIELD_OF_CODE.get(exc.code, default)
+        raise
+
 
 def _warnings(settings: Settings) -> tuple[str, ...]:
     if settings.public_url is not None:
@@ -210,7 +246,7 @@ def _warnings(settings: Settings) -> tuple[str, ...]:
 # -- the rows --------------------------------------------------------------------------
 
 
-def _locked_account(session: Session, ref: str) -> Account:
+def _locked_account(session: Session, ref: AccountRef) -> Account:
     """The account, locked against a concurrent change to its providers (PostgreSQL;
     SQLite serializes writers anyway)."""
     account = resolve_account(session, ref)
@@ -290,17 +326,28 @@ class Progress:
 
 
 def send_test_message(
-    sessions: sessionmaker[Session], account_ref: str, to: str, now: datetime | None = None
+    sessions: sessionmaker[Session],
+    account_ref: AccountRef,
+    to: str,
+    now: datetime | None = None,
+    *,
+    provider: str | None = None,
 ) -> QueuedTest:
     """Queue one real message to a consenting contact with number `to`, through the
     normal pipeline (plan, consent, clause, credits); transactional, so quiet hours and
     the frequency cap do not delay it. A check that would hold it refuses instead, with
-    nothing stored: a test should not leave a held message behind."""
+    nothing stored: a test should not leave a held message behind. With `provider` (an
+    id or name), that provider must be one of the account's (NotFound otherwise); the
+    message still goes through the account's failover chain, as every message does."""
     e164 = check_phone(to).e164
     if e164 is None:
-        raise InvalidInput(f"--to {mask_phone(to)} is not a valid mobile number", code="invalid_to")
+        raise InvalidInput(
+            f"--to {mask_phone(to)} is not a valid mobile number", code="invalid_to", field="to"
+        )
     with sessions.begin() as session:
         account = resolve_account(session, account_ref)
+        if provider is not None:
+            _find(account_providers(session, account.id), provider, account)
         contact = Contacts(session, account.id).find_by_phone(e164)
         if contact is None:
             raise NotFound(
