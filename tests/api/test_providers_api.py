@@ -4,7 +4,10 @@ secrets never in a response; and another account's provider a 404 on every route
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +21,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from sendline.api.app import create_app
 from sendline.bootstrap import Runtime
 from sendline.config import Settings
+from sendline.engine.worker import Worker, WorkerOptions
+from sendline.providers.factory import build_directory
+from sendline.services.providers import TEST_BODY
 from sendline.store.engine_models import Message, ProviderConfig
 from tests.api.conftest import Tenant
 from tests.api.test_v1 import problem_of
 from tests.fakes.gateway_api import API_KEY, WEBHOOK_SECRET, docs_example
+from tests.fakes.twilio_api import FakeTwilio
 
 SID = "AC" + "0123456789abcdef" * 2
 SERVICE = "MG" + "fedcba9876543210" * 2
@@ -32,16 +39,20 @@ SECRETS = (TOKEN, SID, FROM, API_KEY, WEBHOOK_SECRET, SERVICE)
 
 
 @pytest.fixture
-def api(
-    engine: Engine, session_factory: sessionmaker[Session], tmp_path: Path
-) -> Iterator[TestClient]:
-    """The app with SENDLINE_SECRET_KEY and SENDLINE_PUBLIC_URL set."""
-    settings = Settings(
+def settings(engine: Engine, tmp_path: Path) -> Settings:
+    """SENDLINE_SECRET_KEY and SENDLINE_PUBLIC_URL set."""
+    return Settings(
         data_dir=tmp_path,
         database_url=engine.url.render_as_string(hide_password=False),
         secret_keys=(KEY,),
         public_url="https://sms.example.com",
     )
+
+
+@pytest.fixture
+def api(
+    engine: Engine, session_factory: sessionmaker[Session], settings: Settings
+) -> Iterator[TestClient]:
     app = create_app(Runtime(settings, engine, session_factory))
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
@@ -251,3 +262,43 @@ def test_it_answers_404_for_another_accounts_provider_on_every_route(
     queued = session.scalar(select(func.count()).select_from(Message))
     session.commit()
     assert queued == 0
+
+
+def test_it_sends_the_test_message_through_a_twilio_added_over_the_api(
+    engine: Engine,
+    session_factory: sessionmaker[Session],
+    session: Session,
+    settings: Settings,
+    acme: Tenant,
+) -> None:
+    with FakeTwilio(seed=14, send_callbacks=False) as fake:
+        settings = replace(settings, twilio_api_url=fake.url)
+        app = create_app(Runtime(settings, engine, session_factory))
+        with TestClient(app, raise_server_exceptions=False) as api:
+            body = twilio(account_sid=fake.account_sid, auth_token=fake.auth_token)
+            provider = _add(api, acme, body)
+            path = f"/api/v1/providers/{provider['id']}/test"
+            queued = api.post(path, headers=acme.headers, json={"to": "+14158675309"})
+            assert queued.status_code == 202, queued.text
+        message_id = queued.json()["message_id"]
+        # A worker as `sendline worker` builds it: the stored providers, secrets opened.
+        options = WorkerOptions(worker_id="w1", provider_concurrency=1)
+        worker = Worker(session_factory, build_directory(settings, session_factory), options)
+        thread = threading.Thread(target=worker.run, daemon=True)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                message = session.get(Message, message_id, populate_existing=True)
+                session.commit()
+                if message is not None and message.status not in ("queued", "sending"):
+                    break
+                time.sleep(0.1)
+        finally:
+            worker.stop()
+            thread.join(timeout=30)
+        sent = fake.messages_to("+14158675309")
+    assert message is not None
+    assert (message.status, message.provider) == ("sent", provider["name"])
+    assert len(sent) == 1
+    assert sent[0].from_ == FROM and sent[0].body.startswith(TEST_BODY)
