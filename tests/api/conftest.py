@@ -33,8 +33,12 @@ class Tenant:
 def client(
     engine: Engine, session_factory: sessionmaker[Session], tmp_path: Path
 ) -> Iterator[TestClient]:
+    # A rate limit no test reaches: `test_limits.py` builds its own app to test it.
     settings = Settings(
-        data_dir=tmp_path, database_url=engine.url.render_as_string(hide_password=False)
+        data_dir=tmp_path,
+        database_url=engine.url.render_as_string(hide_password=False),
+        api_rate=100_000.0,
+        api_burst=100_000,
     )
     app = create_app(Runtime(settings, engine, session_factory))
     with TestClient(app, raise_server_exceptions=False) as test_client:

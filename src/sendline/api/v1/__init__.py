@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy.orm import Session, sessionmaker
 
+from sendline.api.problems import API_RESPONSES
 from sendline.api.v1 import account, events
 from sendline.api.v1.auth import Authenticator
 
@@ -14,7 +15,7 @@ PREFIX = "/api/v1"
 
 def v1_router(sessions: sessionmaker[Session]) -> APIRouter:
     authenticator = Authenticator(sessions)
-    router = APIRouter(prefix=PREFIX)
+    router = APIRouter(prefix=PREFIX, responses=API_RESPONSES)
     router.include_router(account.router(sessions, authenticator))
     router.include_router(events.router(sessions, authenticator))
     return router
