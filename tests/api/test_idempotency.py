@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sendline.bootstrap import Runtime
 from sendline.config import Settings
 from sendline.services import automations, idempotency
+from sendline.services.api_keys import list_keys
 from sendline.store.engine_models import AutomationRun
 from tests.api.conftest import Tenant
 from tests.api.test_v1 import SHIP, problem_of
@@ -120,7 +121,7 @@ def test_it_refuses_an_unusable_key_and_an_unknown_api_key(
 def test_it_forgets_a_key_after_24_hours(
     acme: Tenant, session_factory: sessionmaker[Session]
 ) -> None:
-    key_id = 1
+    key_id = list_keys(session_factory, "Acme")[0].id
     begun = idempotency.begin(session_factory, key_id, "k", "h1", datetime(2026, 1, 1, tzinfo=UTC))
     assert begun.action == "run"
     idempotency.finish(session_factory, begun.row_id, 201, "application/json", b"{}")
@@ -168,3 +169,17 @@ def test_it_creates_one_object_for_concurrent_requests_with_one_key(
     assert len({a.content for a in answers}) == 1
     assert sum("idempotent-replayed" not in a.headers for a in answers) == 1
     assert _runs(session) == 1
+
+
+def test_it_purges_only_answers_past_their_24_hours(
+    acme: Tenant, session_factory: sessionmaker[Session]
+) -> None:
+    key_id = list_keys(session_factory, "Acme")[0].id
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for hour, key in ((0, "old"), (2, "new")):
+        begun = idempotency.begin(session_factory, key_id, key, "h", start + timedelta(hours=hour))
+        idempotency.finish(session_factory, begun.row_id, 201, "application/json", b"{}")
+
+    assert idempotency.purge_expired(session_factory, start + timedelta(hours=25)) == 1
+    later = start + timedelta(hours=25)
+    assert idempotency.begin(session_factory, key_id, "new", "h", later).action == "replay"

@@ -28,6 +28,7 @@ from sendline.services.api_keys import Caller, authenticate
 Header = tuple[bytes, bytes]
 PREFIX = "/api/v1/"
 REPLAYED = (b"idempotent-replayed", b"true")
+PURGE_EVERY = 600.0  # seconds
 
 
 class IdempotencyMiddleware:
@@ -43,6 +44,7 @@ class IdempotencyMiddleware:
         self._sessions = sessions
         self._wait = wait  # how long a twin waits for the first request's answer
         self._poll_every = poll_every
+        self._next_purge = 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not _applies(scope):
@@ -54,6 +56,7 @@ class IdempotencyMiddleware:
             await self._app(scope, receive, send)
             return
         body = await _read_body(receive)
+        await self._purge_now_and_then()
         try:
             key = idempotency.checked_key(raw_key)
             caller = await run_in_threadpool(self._caller, headers)
@@ -63,6 +66,14 @@ class IdempotencyMiddleware:
             await self._handle(scope, body, receive, send, (caller.key_id, key, digest))
         except SendlineError as exc:
             await problem_for(exc)(scope, _replay(body), send)
+
+    async def _purge_now_and_then(self) -> None:
+        """Stored answers past their 24 hours go, at most once every 10 minutes per
+        process: the table stays the size of a day's keyed POSTs, with no job to run."""
+        now = asyncio.get_running_loop().time()
+        if now >= self._next_purge:
+            self._next_purge = now + PURGE_EVERY
+            await run_in_threadpool(idempotency.purge_expired, self._sessions)
 
     def _caller(self, headers: Headers) -> Caller:
         _scheme, credentials = get_authorization_scheme_param(headers.get("authorization"))
