@@ -62,6 +62,7 @@ class Runtime:
             account_mps=self.settings.account_mps,
             provider_concurrency=self.settings.provider_concurrency,
             unconfirmed_after=self.settings.unconfirmed_after,
+            secret_keys=self.settings.secret_keys,
         )
 
     @contextmanager

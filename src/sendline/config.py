@@ -38,6 +38,7 @@ KNOWN_VARIABLES: set[str] = {
     "SENDLINE_TWILIO_API_URL",
     "SENDLINE_PROVIDER_CONCURRENCY",
     "SENDLINE_UNCONFIRMED_AFTER",
+    "SENDLINE_WEBHOOKS_ALLOW_HTTP",
 }
 
 PROVIDERS = frozenset({"sandbox", "twilio"})
@@ -89,6 +90,9 @@ class Settings:
     twilio_api_url: str = TWILIO_API_URL
     provider_concurrency: int = 32
     unconfirmed_after: float = 6 * 3600.0
+    # Outbound webhooks go to https:// URLs only; with this, http:// to localhost,
+    # 127.0.0.1 or [::1] too (tests, a receiver on the same machine).
+    webhooks_allow_http: bool = False
 
     @property
     def is_sqlite(self) -> bool:
@@ -122,6 +126,7 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         twilio_api_url=_read(env, "SENDLINE_TWILIO_API_URL", _http_url, TWILIO_API_URL),
         provider_concurrency=_read(env, "SENDLINE_PROVIDER_CONCURRENCY", _concurrency, 32),
         unconfirmed_after=_read(env, "SENDLINE_UNCONFIRMED_AFTER", _unconfirmed, 6 * 3600.0),
+        webhooks_allow_http=_read(env, "SENDLINE_WEBHOOKS_ALLOW_HTTP", _boolean, False),
     )
 
 
@@ -244,3 +249,10 @@ def _unconfirmed(raw: str) -> float:
     if not (math.isfinite(value) and low <= value <= high):
         raise ValueError(f"must be seconds from {low:.0f} to {high:.0f}")
     return value
+
+
+def _boolean(raw: str) -> bool:
+    value = raw.lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError("expected true or false")
+    return value in ("true", "1", "yes")
