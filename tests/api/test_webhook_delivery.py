@@ -251,3 +251,24 @@ def test_it_waits_for_an_event_to_settle_before_delivering_it(
         assert receiver.delivered == [event]
     finally:
         patient.close()
+
+
+def test_it_keeps_the_delivery_log_for_thirty_days(
+    hooks: TestClient,
+    acme: Tenant,
+    session_factory: sessionmaker[Session],
+    receiver: WebhookReceiver,
+    deliverer: WebhookDeliverer,
+    clock: Clock,
+) -> None:
+    endpoint = register(hooks, acme.headers, receiver.url, "message.status")
+    receiver.secret = endpoint["secret"]
+    receiver.start()
+    add_event(session_factory, acme.account_id, "message.status", at=clock.now)
+    assert deliverer.deliver_due() == 1
+    clock.advance(30 * 86400)
+    assert deliverer.prune() == 0
+    assert len(_deliveries(hooks, acme, endpoint["id"])) == 1
+    clock.advance(1)
+    assert deliverer.prune() == 1
+    assert _deliveries(hooks, acme, endpoint["id"]) == []

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from sendline import __version__
@@ -57,6 +57,10 @@ TIMEOUT = 5.0
 LEASE = timedelta(seconds=60)
 SETTLE = timedelta(seconds=2)
 ENDPOINTS_PER_PASS = 20
+# The delivery log is kept this long: it explains the last weeks' failures; kept
+# forever it would grow by a row per event delivered.
+KEEP_LOG = timedelta(days=30)
+PRUNE_EVERY = 3600.0  # seconds
 
 
 def backoff(attempts: int) -> timedelta:
@@ -307,9 +311,21 @@ class WebhookDeliverer:
             self._client.close()
             self._client = None
 
+    def prune(self) -> int:
+        """Delete delivery log rows older than KEEP_LOG; returns how many."""
+        with self._sessions.begin() as session:
+            result = session.execute(
+                delete(WebhookDelivery).where(WebhookDelivery.at < self._clock() - KEEP_LOG)
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
+
     def _run(self) -> None:
+        pruned_at = -PRUNE_EVERY
         while not self._stop.is_set():
             try:
+                if time.monotonic() - pruned_at >= PRUNE_EVERY:
+                    pruned_at = time.monotonic()
+                    self.prune()
                 busy = self.deliver_due()
             except Exception:  # noqa: BLE001 - logged; the next pass tries again
                 log.exception("webhook delivery pass failed")

@@ -75,6 +75,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_webhook_deliveries_endpoint_id_id", "webhook_deliveries", ["endpoint_id", "id"]
     )
+    op.create_index("ix_webhook_deliveries_at", "webhook_deliveries", ["at"])
 
 
 def downgrade() -> None:
