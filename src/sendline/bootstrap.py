@@ -63,6 +63,7 @@ class Runtime:
             provider_concurrency=self.settings.provider_concurrency,
             unconfirmed_after=self.settings.unconfirmed_after,
             secret_keys=self.settings.secret_keys,
+            webhooks_allow_private=self.settings.webhooks_allow_http,
         )
 
     @contextmanager

@@ -243,7 +243,7 @@ def test_it_waits_for_an_event_to_settle_before_delivering_it(
     receiver.secret = endpoint["secret"]
     receiver.start()
     event = add_event(session_factory, acme.account_id, "message.status", at=clock.now)
-    patient = WebhookDeliverer(session_factory, (KEY,), "w1", clock=clock)
+    patient = WebhookDeliverer(session_factory, (KEY,), "w1", clock=clock, allow_private=True)
     try:
         assert patient.deliver_due() == 0
         clock.advance(2)
@@ -272,3 +272,24 @@ def test_it_keeps_the_delivery_log_for_thirty_days(
     clock.advance(1)
     assert deliverer.prune() == 1
     assert _deliveries(hooks, acme, endpoint["id"]) == []
+
+
+def test_it_refuses_to_call_a_host_that_resolves_to_a_private_address(
+    hooks: TestClient,
+    acme: Tenant,
+    session_factory: sessionmaker[Session],
+    receiver: WebhookReceiver,
+    clock: Clock,
+) -> None:
+    endpoint = register(hooks, acme.headers, receiver.url.replace("127.0.0.1", "localhost"))
+    receiver.secret = endpoint["secret"]
+    receiver.start()
+    add_event(session_factory, acme.account_id, "message.status", at=clock.now)
+    strict = WebhookDeliverer(session_factory, (KEY,), "w1", clock=clock, settle=timedelta(0))
+    try:
+        assert strict.deliver_due() == 1
+    finally:
+        strict.close()
+    assert receiver.requests == 0
+    error = _deliveries(hooks, acme, endpoint["id"])[0]["error"]
+    assert str(error).startswith("the URL's host resolves to a private address (")

@@ -69,7 +69,9 @@ def receiver() -> Iterator[WebhookReceiver]:
 
 @pytest.fixture
 def deliverer(session_factory: sessionmaker[Session], clock: Clock) -> Iterator[WebhookDeliverer]:
-    made = WebhookDeliverer(session_factory, (KEY,), "w1", clock=clock, settle=timedelta(0))
+    made = WebhookDeliverer(
+        session_factory, (KEY,), "w1", clock=clock, settle=timedelta(0), allow_private=True
+    )
     yield made
     made.close()
 

@@ -36,7 +36,7 @@ def test_it_delivers_webhooks_while_the_worker_runs(
     receiver.start()
     settled = datetime.now(UTC) - timedelta(seconds=5)
     event = add_event(session_factory, account.id, "message.held", at=settled, reason="quiet")
-    options = WorkerOptions(worker_id="w1", secret_keys=(KEY,))
+    options = WorkerOptions(worker_id="w1", secret_keys=(KEY,), webhooks_allow_private=True)
     worker = Worker(session_factory, SandboxProvider(session_factory), options)
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()

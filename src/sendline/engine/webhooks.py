@@ -24,13 +24,16 @@ cursor from passing an event it has not seen yet.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import delete, exists, func, or_, select, update
@@ -125,6 +128,7 @@ class WebhookDeliverer:
         client: httpx.Client | None = None,
         every: float = 1.0,
         settle: timedelta = SETTLE,
+        allow_private: bool = False,
     ) -> None:
         self._sessions = sessions
         self._box = SecretBox(secret_keys)
@@ -133,6 +137,8 @@ class WebhookDeliverer:
         self._client = client  # made on first use: most workers' tests never POST
         self.every = every
         self.settle = settle
+        # SENDLINE_WEBHOOKS_ALLOW_HTTP: endpoints on this machine or a private network.
+        self.allow_private = allow_private
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -253,6 +259,9 @@ class WebhookDeliverer:
         }
         if self._client is None:
             self._client = httpx.Client(timeout=TIMEOUT, follow_redirects=False)
+        private = None if self.allow_private else private_address(prepared.url)
+        if private is not None:
+            return Outcome(None, f"the URL's host resolves to a private address ({private})", 0)
         try:
             response = self._client.post(prepared.url, content=prepared.body, headers=headers)
             status, error = response.status_code, None
@@ -332,6 +341,24 @@ class WebhookDeliverer:
                 busy = 0
             if not busy:
                 self._stop.wait(self.every)
+
+
+def private_address(url: str) -> str | None:
+    """The first address of the URL's host that is not on the public internet (a
+    tenant must not make the worker call the operator's internal services), or None.
+    A host that does not resolve is left to the POST to report. (A DNS answer that
+    changes between this lookup and the POST's is not caught: defence in depth, with
+    the URL rules at registration.)"""
+    parts = urlsplit(url)
+    try:
+        found = socket.getaddrinfo(parts.hostname or "", parts.port or 443, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return None
+    for *_, sockaddr in found:
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
+        if not address.is_global:
+            return str(address)
+    return None
 
 
 def _apply(row: WebhookEndpoint, event_id: int, outcome: Outcome, now: datetime) -> datetime | None:

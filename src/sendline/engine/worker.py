@@ -101,6 +101,7 @@ class WorkerOptions:
     # the keys that open the endpoints' signing secrets (SENDLINE_SECRET_KEY).
     webhooks: bool = True
     secret_keys: tuple[str, ...] = ()
+    webhooks_allow_private: bool = False  # SENDLINE_WEBHOOKS_ALLOW_HTTP
 
 
 class Worker:
@@ -151,7 +152,11 @@ class Worker:
         )
         self.dispatcher.alive = self.heartbeat.fresh
         self.webhooks = WebhookDeliverer(
-            session_factory, options.secret_keys, options.worker_id, clock=clock
+            session_factory,
+            options.secret_keys,
+            options.worker_id,
+            clock=clock,
+            allow_private=options.webhooks_allow_private,
         )
         self._stop = threading.Event()
         # -inf: a worker that starts reconciles at once (what a dead one left), however
