@@ -41,6 +41,7 @@ KNOWN_VARIABLES: set[str] = {
     "SENDLINE_API_RATE",
     "SENDLINE_API_BURST",
     "SENDLINE_CORS_ORIGINS",
+    "SENDLINE_WEBHOOKS_ALLOW_HTTP",
 }
 
 PROVIDERS = frozenset({"sandbox", "twilio"})
@@ -101,6 +102,9 @@ class Settings:
     # Browser origins allowed to call /api/v1 from their pages. None by default: the API
     # is for servers, and a page calling it would have to hold an API key.
     cors_origins: tuple[str, ...] = ()
+    # Outbound webhooks go to https:// URLs only; with this, http:// to localhost,
+    # 127.0.0.1 or [::1] too (tests, a receiver on the same machine).
+    webhooks_allow_http: bool = False
 
     @property
     def is_sqlite(self) -> bool:
@@ -137,6 +141,7 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         api_rate=_read(env, "SENDLINE_API_RATE", _api_rate, 50.0),
         api_burst=_read(env, "SENDLINE_API_BURST", _api_burst, 100),
         cors_origins=_read(env, "SENDLINE_CORS_ORIGINS", _origins, ()),
+        webhooks_allow_http=_read(env, "SENDLINE_WEBHOOKS_ALLOW_HTTP", _boolean, False),
     )
 
 
@@ -285,3 +290,10 @@ def _origins(raw: str) -> tuple[str, ...]:
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
             raise ValueError(f"{origin!r} is not an origin such as https://shop.example.com")
     return origins
+
+
+def _boolean(raw: str) -> bool:
+    value = raw.lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError("expected true or false")
+    return value in ("true", "1", "yes")

@@ -14,21 +14,9 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.api.access_log import ScrubbingFilter, scrub
-from sendline.api.app import create_app
 from sendline.api.limits import DEFAULT_MAX_BODY, KeyRates
-from sendline.bootstrap import Runtime
-from sendline.config import Settings
-from tests.api.conftest import Tenant
+from tests.api.conftest import Tenant, app_client
 from tests.api.test_v1 import problem_of
-
-
-def _app(
-    engine: Engine, sessions: sessionmaker[Session], tmp_path: Path, **settings: object
-) -> Iterator[TestClient]:
-    url = engine.url.render_as_string(hide_password=False)
-    runtime = Runtime(Settings(data_dir=tmp_path, database_url=url, **settings), engine, sessions)  # type: ignore[arg-type]
-    with TestClient(create_app(runtime), raise_server_exceptions=False) as client:
-        yield client
 
 
 @pytest.fixture
@@ -36,7 +24,7 @@ def strict(
     engine: Engine, session_factory: sessionmaker[Session], tmp_path: Path
 ) -> Iterator[TestClient]:
     """An app allowing a burst of 3 requests, then one a second, per key."""
-    yield from _app(engine, session_factory, tmp_path, api_rate=1.0, api_burst=3)
+    yield from app_client(engine, session_factory, tmp_path, api_rate=1.0, api_burst=3)
 
 
 def test_it_lets_a_burst_through_then_waits_exactly_the_rate() -> None:
@@ -122,7 +110,7 @@ def test_it_allows_no_browser_origin_by_default(client: TestClient, acme: Tenant
 def test_it_allows_only_the_configured_origins(
     engine: Engine, session_factory: sessionmaker[Session], tmp_path: Path
 ) -> None:
-    for client in _app(
+    for client in app_client(
         engine, session_factory, tmp_path, cors_origins=("https://shop.example.com",)
     ):
         allowed = client.options("/api/v1/events", headers=PREFLIGHT)

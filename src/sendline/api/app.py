@@ -57,7 +57,7 @@ def create_app(runtime: Runtime, worker_options: WorkerOptions | None = None) ->
     app = FastAPI(title="Sendline", version=__version__, lifespan=lifespan)
     app.include_router(twilio_webhooks(runtime))
     app.include_router(gateway_router(runtime.sessions, runtime.settings))
-    app.include_router(v1_router(runtime.sessions))
+    app.include_router(v1_router(runtime.sessions, runtime.settings))
     problems.install(app)
     _add_middleware(app, runtime)
     access_log.install()

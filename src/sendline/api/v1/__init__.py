@@ -7,17 +7,19 @@ from fastapi import APIRouter
 from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.api.problems import API_RESPONSES
-from sendline.api.v1 import account, events
+from sendline.api.v1 import account, events, webhooks
 from sendline.api.v1.auth import Authenticator
+from sendline.config import Settings
 
 PREFIX = "/api/v1"
 
 
-def v1_router(sessions: sessionmaker[Session]) -> APIRouter:
+def v1_router(sessions: sessionmaker[Session], settings: Settings) -> APIRouter:
     authenticator = Authenticator(sessions)
     router = APIRouter(prefix=PREFIX, responses=API_RESPONSES)
     router.include_router(account.router(sessions, authenticator))
     router.include_router(events.router(sessions, authenticator))
+    router.include_router(webhooks.router(sessions, authenticator, settings))
     return router
 
 
