@@ -62,6 +62,8 @@ class Runtime:
             account_mps=self.settings.account_mps,
             provider_concurrency=self.settings.provider_concurrency,
             unconfirmed_after=self.settings.unconfirmed_after,
+            secret_keys=self.settings.secret_keys,
+            webhooks_allow_private=self.settings.webhooks_allow_http,
         )
 
     @contextmanager

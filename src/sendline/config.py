@@ -38,6 +38,10 @@ KNOWN_VARIABLES: set[str] = {
     "SENDLINE_TWILIO_API_URL",
     "SENDLINE_PROVIDER_CONCURRENCY",
     "SENDLINE_UNCONFIRMED_AFTER",
+    "SENDLINE_API_RATE",
+    "SENDLINE_API_BURST",
+    "SENDLINE_CORS_ORIGINS",
+    "SENDLINE_WEBHOOKS_ALLOW_HTTP",
 }
 
 PROVIDERS = frozenset({"sandbox", "twilio"})
@@ -54,6 +58,10 @@ PROVIDER_CONCURRENCY_RANGE = (1, 500)
 # Seconds after which a message whose provider call had no known outcome, and that no
 # lookup or callback has settled, ends failed ("unconfirmed") and its credits come back.
 UNCONFIRMED_RANGE = (60.0, 7 * 86_400.0)
+
+# Requests a second per API key (per serving process), and how many may come at once.
+API_RATE_RANGE = (0.1, 100_000.0)
+API_BURST_RANGE = (1, 1_000_000)
 
 T = TypeVar("T")
 
@@ -89,6 +97,14 @@ class Settings:
     twilio_api_url: str = TWILIO_API_URL
     provider_concurrency: int = 32
     unconfirmed_after: float = 6 * 3600.0
+    api_rate: float = 50.0
+    api_burst: int = 100
+    # Browser origins allowed to call /api/v1 from their pages. None by default: the API
+    # is for servers, and a page calling it would have to hold an API key.
+    cors_origins: tuple[str, ...] = ()
+    # Outbound webhooks go to https:// URLs only; with this, http:// to localhost,
+    # 127.0.0.1 or [::1] too (tests, a receiver on the same machine).
+    webhooks_allow_http: bool = False
 
     @property
     def is_sqlite(self) -> bool:
@@ -122,6 +138,10 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         twilio_api_url=_read(env, "SENDLINE_TWILIO_API_URL", _http_url, TWILIO_API_URL),
         provider_concurrency=_read(env, "SENDLINE_PROVIDER_CONCURRENCY", _concurrency, 32),
         unconfirmed_after=_read(env, "SENDLINE_UNCONFIRMED_AFTER", _unconfirmed, 6 * 3600.0),
+        api_rate=_read(env, "SENDLINE_API_RATE", _api_rate, 50.0),
+        api_burst=_read(env, "SENDLINE_API_BURST", _api_burst, 100),
+        cors_origins=_read(env, "SENDLINE_CORS_ORIGINS", _origins, ()),
+        webhooks_allow_http=_read(env, "SENDLINE_WEBHOOKS_ALLOW_HTTP", _boolean, False),
     )
 
 
@@ -244,3 +264,36 @@ def _unconfirmed(raw: str) -> float:
     if not (math.isfinite(value) and low <= value <= high):
         raise ValueError(f"must be seconds from {low:.0f} to {high:.0f}")
     return value
+
+
+def _api_rate(raw: str) -> float:
+    low, high = API_RATE_RANGE
+    value = float(raw)
+    if not (math.isfinite(value) and low <= value <= high):
+        raise ValueError(f"must be requests a second from {low:g} to {high:g}")
+    return value
+
+
+def _api_burst(raw: str) -> int:
+    low, high = API_BURST_RANGE
+    value = int(raw) if raw.isdigit() else -1
+    if not low <= value <= high:
+        raise ValueError(f"must be a whole number from {low} to {high}")
+    return value
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    """Comma-separated origins (`https://shop.example.com`), each scheme and host only."""
+    origins = tuple(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
+    for origin in origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
+            raise ValueError(f"{origin!r} is not an origin such as https://shop.example.com")
+    return origins
+
+
+def _boolean(raw: str) -> bool:
+    value = raw.lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError("expected true or false")
+    return value in ("true", "1", "yes")

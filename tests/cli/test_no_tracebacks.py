@@ -18,7 +18,7 @@ runner = CliRunner()
 
 HUGE_ID = "1234567890123456789012345"  # 25 digits: beyond any INTEGER column
 # Parameters that take an id (or a name-or-id): each gets HUGE_ID in turn.
-ID_PARAMS = frozenset({"account", "contact", "automation", "ids", "reply_id"})
+ID_PARAMS = frozenset({"account", "contact", "automation", "ids", "reply_id", "webhook"})
 # Commands that read no settings: a bad configuration does not concern them.
 NO_SETTINGS = frozenset(
     {("check", "phone"), ("check", "reply"), ("automations", "schema"), ("providers", "new-key")}

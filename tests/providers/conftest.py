@@ -7,21 +7,16 @@ worker takes a ProviderDirectory, only `TwilioSite.worker` changes.
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import uvicorn
 from cryptography.fernet import Fernet
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from sendline.api.app import create_app
 from sendline.bootstrap import Runtime
 from sendline.config import Settings
 from sendline.engine.worker import Worker, WorkerOptions
@@ -35,6 +30,7 @@ from sendline.store.engine_models import ProviderConfig
 from sendline.store.models import Account, Contact
 from sendline.store.secret_box import SecretBox
 from tests.engine.factories import make_account, make_contact
+from tests.fakes.live_app import LiveApp
 from tests.fakes.twilio_api import FakeTwilio
 
 TWILIO_NUMBER = "+14155550100"
@@ -46,35 +42,6 @@ SECRET_KEY = Fernet.generate_key().decode()
 def fake_twilio() -> Iterator[FakeTwilio]:
     with FakeTwilio(seed=13) as fake:
         yield fake
-
-
-class LiveApp:
-    """`sendline serve`'s app under uvicorn, in a thread, on a free loopback port."""
-
-    def __init__(self) -> None:
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self, runtime: Runtime) -> None:
-        config = uvicorn.Config(create_app(runtime), log_level="warning", lifespan="on")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            assert time.monotonic() < deadline, "the app did not start"
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
-        self._socket.close()
 
 
 @dataclass

@@ -20,8 +20,9 @@ from sendline.store.engine_models import InboundMessage, Message, ProviderConfig
 from sendline.store.models import Account, Contact
 from sendline.store.types import utcnow
 from tests.engine.factories import make_account, make_contact, message, queue_message
+from tests.fakes.live_app import LiveApp
 from tests.fakes.twilio_api import FakeMessage, signature_for
-from tests.providers.conftest import TWILIO_NUMBER, LiveApp, TwilioSite
+from tests.providers.conftest import TWILIO_NUMBER, TwilioSite
 
 STRANGER_TOKEN = "e" * 32
 

@@ -37,6 +37,7 @@ def test_it_handles_every_setting(tmp_path: Path) -> None:
             "SENDLINE_SENDER_MPS": "1",
             "SENDLINE_ACCOUNT_MPS": "2.5",
             "SENDLINE_CLAIM_LEASE": "15",
+            "SENDLINE_WEBHOOKS_ALLOW_HTTP": "true",
         }
     )
     assert settings.data_dir == tmp_path / "data"
@@ -47,6 +48,7 @@ def test_it_handles_every_setting(tmp_path: Path) -> None:
     assert (settings.sandbox_failure_rate, settings.sandbox_mps) == (0.02, None)  # 0: unlimited
     assert (settings.sender_mps, settings.account_mps) == (1.0, 2.5)
     assert settings.claim_lease == 15.0
+    assert settings.webhooks_allow_http is True
     assert set(KNOWN_VARIABLES) >= {"SENDLINE_DATA_DIR", "SENDLINE_DATABASE_URL"}
 
 
@@ -76,6 +78,7 @@ def test_it_handles_every_setting(tmp_path: Path) -> None:
         ("SENDLINE_CLAIM_LEASE", "nan"),
         ("SENDLINE_CLAIM_LEASE", "inf"),
         ("SENDLINE_CLAIM_LEASE", "100000"),
+        ("SENDLINE_WEBHOOKS_ALLOW_HTTP", "maybe"),
     ],
 )
 def test_it_refuses_a_bad_value_and_names_it(name: str, value: str) -> None:

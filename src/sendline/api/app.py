@@ -13,19 +13,25 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from sendline import __version__
-from sendline.api import problems
+from sendline.api import access_log, problems
 from sendline.api.gateway_webhooks import gateway_router
+from sendline.api.idempotency import IdempotencyMiddleware
+from sendline.api.limits import BodyLimitMiddleware, KeyRates, RateLimitMiddleware
 from sendline.api.twilio_webhooks import twilio_webhooks
 from sendline.api.v1 import v1_router
 from sendline.bootstrap import Runtime
 from sendline.engine.worker import Worker, WorkerOptions
 from sendline.errors import SendlineError
 from sendline.store.db import pending_migrations
+
+# Uploads take more than the API's 1 MiB for JSON: a CSV of contacts.
+UPLOAD_LIMITS = {"/api/v1/imports": 64 * 1024 * 1024}
 
 
 def create_app(runtime: Runtime, worker_options: WorkerOptions | None = None) -> FastAPI:
@@ -53,6 +59,8 @@ def create_app(runtime: Runtime, worker_options: WorkerOptions | None = None) ->
     app.include_router(gateway_router(runtime.sessions, runtime.settings))
     app.include_router(v1_router(runtime.sessions, runtime.settings))
     problems.install(app)
+    _add_middleware(app, runtime)
+    access_log.install()
 
     @app.get("/healthz")
     def health() -> dict[str, Any]:
@@ -78,3 +86,19 @@ def create_app(runtime: Runtime, worker_options: WorkerOptions | None = None) ->
         }
 
     return app
+
+
+def _add_middleware(app: FastAPI, runtime: Runtime) -> None:
+    """Outermost last: the rate limit, then the body limit, run before any database
+    work; idempotency wraps the routes themselves."""
+    settings = runtime.settings
+    app.add_middleware(IdempotencyMiddleware, sessions=runtime.sessions)
+    app.add_middleware(BodyLimitMiddleware, by_prefix=UPLOAD_LIMITS)
+    app.add_middleware(RateLimitMiddleware, rates=KeyRates(settings.api_rate, settings.api_burst))
+    if settings.cors_origins:  # off unless the operator names the origins
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+        )

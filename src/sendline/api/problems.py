@@ -19,6 +19,7 @@ from fastapi.exception_handlers import (
 )
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from sendline.errors import (
@@ -80,7 +81,35 @@ TITLES = {
     409: "Conflict",
     413: "Content Too Large",
     422: "Unprocessable Content",
+    429: "Too Many Requests",
     503: "Service Unavailable",
+}
+
+
+class Problem(BaseModel):
+    """An error, as RFC 9457 problem details (`application/problem+json`)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str  # stable: what clients match on
+    field: str | None = None  # the input field at fault, when one is
+
+
+def _documented(status: int) -> dict[str, Any]:
+    return {
+        "model": Problem,
+        "description": TITLES[status],
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
+# The errors any /api/v1 route may answer, in the OpenAPI schema: clients (and
+# Schemathesis) see every status and body they can get. 422 replaces FastAPI's own
+# validation error model, which this API never sends.
+API_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: _documented(status) for status in (401, 403, 404, 409, 413, 422, 429, 503)
 }
 
 
@@ -112,12 +141,16 @@ def _field_of(location: Sequence[Any]) -> str | None:
     return ".".join(parts) or None
 
 
+def problem_for(error: SendlineError) -> JSONResponse:
+    """The problem details of a domain error."""
+    status = status_of(error)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    return problem(status, error.code, error.message, field=error.field, **headers)
+
+
 async def _domain_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SendlineError)
-    status = status_of(exc)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
-    field = getattr(exc, "field", None)
-    return problem(status, exc.code, exc.message, field=field, **headers)
+    return problem_for(exc)
 
 
 async def _invalid_request(request: Request, exc: Exception) -> Response:
@@ -126,19 +159,26 @@ async def _invalid_request(request: Request, exc: Exception) -> Response:
         return await request_validation_exception_handler(request, exc)
     errors = list(exc.errors())
     first = errors[0] if errors else {}
-    field = _field_of(first.get("loc", ()))
+    if first.get("type") == "json_invalid":
+        # pydantic's location is a character offset ("8"), which names no field.
+        detail = f"the body is not valid JSON: {first.get('ctx', {}).get('error', 'invalid')}"
+        return problem(422, "invalid_json", detail, field="body")
     detail = "; ".join(
         f"{_field_of(error.get('loc', ())) or 'body'}: {error.get('msg', 'invalid')}"
         for error in errors
     )
-    code = "invalid_json" if first.get("type") == "json_invalid" else "invalid_input"
-    return problem(422, code, detail or "invalid request", field=field)
+    field = _field_of(first.get("loc", ()))
+    return problem(422, "invalid_input", detail or "invalid request", field=field)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if not request.url.path.startswith(API_PREFIX):
         return await http_exception_handler(request, exc)
+    if exc.status_code == 400:
+        # Starlette's "error parsing the body" (bytes that are not UTF-8, a broken
+        # multipart form): bad input, answered like every other, 422.
+        return problem(422, "invalid_body", f"the body could not be read: {exc.detail}")
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     return problem(exc.status_code, code, str(exc.detail), **dict(exc.headers or {}))
 

@@ -22,6 +22,7 @@ from sendline.cli import (
     providers,
     sandbox,
     service,
+    webhooks,
 )
 
 app = typer.Typer(
@@ -43,6 +44,7 @@ app.add_typer(inbox.app, name="inbox")
 app.add_typer(providers.app, name="providers")
 app.add_typer(keys.app, name="keys")
 app.add_typer(sandbox.app, name="sandbox")
+app.add_typer(webhooks.app, name="webhooks")
 app.command("serve")(service.serve)
 app.command("worker")(service.worker_command)
 

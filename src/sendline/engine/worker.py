@@ -34,6 +34,7 @@ from sendline.engine.heartbeat import Heartbeat
 from sendline.engine.receipts import receipt_applier
 from sendline.engine.runner import Runner
 from sendline.engine.tablestats import refresh_statistics
+from sendline.engine.webhooks import WebhookDeliverer
 from sendline.providers.base import OneProvider, Provider, ProviderDirectory
 from sendline.sms.links import ShortenerList
 
@@ -96,6 +97,11 @@ class WorkerOptions:
     # R17: seconds after which a message whose outcome stayed unknown ends failed
     # ("unconfirmed"), its credits released (SENDLINE_UNCONFIRMED_AFTER).
     unconfirmed_after: float = 6 * 3600.0
+    # Outbound webhooks: delivered on a thread of their own (engine/webhooks.py), with
+    # the keys that open the endpoints' signing secrets (SENDLINE_SECRET_KEY).
+    webhooks: bool = True
+    secret_keys: tuple[str, ...] = ()
+    webhooks_allow_private: bool = False  # SENDLINE_WEBHOOKS_ALLOW_HTTP
 
 
 class Worker:
@@ -145,6 +151,13 @@ class Worker:
             clock=clock,
         )
         self.dispatcher.alive = self.heartbeat.fresh
+        self.webhooks = WebhookDeliverer(
+            session_factory,
+            options.secret_keys,
+            options.worker_id,
+            clock=clock,
+            allow_private=options.webhooks_allow_private,
+        )
         self._stop = threading.Event()
         # -inf: a worker that starts reconciles at once (what a dead one left), however
         # long the machine has been up (monotonic time counts from boot).
@@ -208,6 +221,8 @@ class Worker:
         """Work until `stop()`; then return claimed-but-unsent messages to the queue and
         expire the heartbeat, so whatever claim is left is reconciled at once."""
         self.heartbeat.start()
+        if self.options.webhooks:
+            self.webhooks.start()
         log.info("worker %s started", self.options.worker_id)
         try:
             while not self._stop.is_set():
@@ -223,6 +238,8 @@ class Worker:
                     self.idle_since = self.idle_since or time.monotonic()
                     self._stop.wait(self.options.idle_sleep)
         finally:
+            self.webhooks.stop()
+            self.webhooks.close()
             released = self.release_claims()
             self.dispatcher.close()
             self.heartbeat.stop()
@@ -237,3 +254,4 @@ class Worker:
         """Ask the loop to stop: the provider calls in flight finish, the rest waits."""
         self._stop.set()
         self.dispatcher.request_stop()
+        self.webhooks.request_stop()

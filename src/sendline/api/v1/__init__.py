@@ -6,7 +6,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy.orm import Session, sessionmaker
 
-from sendline.api.v1 import account, admin, credits, events, providers
+from sendline.api.problems import API_RESPONSES
+from sendline.api.v1 import account, admin, credits, events, providers, webhooks
 from sendline.api.v1.auth import Authenticator
 from sendline.config import Settings
 
@@ -15,9 +16,10 @@ PREFIX = "/api/v1"
 
 def v1_router(sessions: sessionmaker[Session], settings: Settings) -> APIRouter:
     authenticator = Authenticator(sessions)
-    router = APIRouter(prefix=PREFIX)
+    router = APIRouter(prefix=PREFIX, responses=API_RESPONSES)
     router.include_router(account.router(sessions, authenticator))
     router.include_router(events.router(sessions, authenticator))
+    router.include_router(webhooks.router(sessions, authenticator, settings))
     router.include_router(credits.router(sessions, authenticator))
     router.include_router(providers.router(sessions, authenticator, settings))
     router.include_router(admin.router(sessions, authenticator))

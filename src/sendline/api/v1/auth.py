@@ -32,6 +32,9 @@ class Authenticator:
 
     def caller(self, request: Request) -> Caller:
         """Who sent the request (any kind of key)."""
+        known = getattr(request.state, "caller", None)  # the idempotency middleware's
+        if isinstance(known, Caller):
+            return known
         scheme, credentials = get_authorization_scheme_param(request.headers.get("Authorization"))
         if scheme.lower() != "bearer" or not credentials:
             raise InvalidApiKey("send an API key: Authorization: Bearer sl_live_...")
