@@ -5,6 +5,8 @@ isolation on every route (another account's message is 404, never listed)."""
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from sendline.engine.outbox import claim_due
 from sendline.engine.pipeline import Pipeline, SmsRequest
 from sendline.services.api_keys import create_key
 from sendline.store.credits import Credits
@@ -422,3 +425,32 @@ def test_it_answers_404_for_another_accounts_message_on_every_route(
     assert message(session, ours).status == "held"
     assert _count(session, globex.account_id) == 1
     assert _ids(client.get(URL, headers=acme.headers)) == [held, queued]
+
+
+def test_it_loses_a_cancel_to_a_worker_that_claimed_the_message_first(
+    client: TestClient, session: Session, session_factory: sessionmaker[Session], acme: Tenant
+) -> None:
+    mine = _queued(session, acme)
+    with ThreadPoolExecutor(1) as pool:
+        with session_factory.begin() as worker:
+            assert [job.id for job in claim_due(worker, "w1", datetime.now(UTC), 10)] == [mine]
+            # The cancel waits for the claim's row lock (PostgreSQL) or the write lock
+            # (SQLite), then finds the row no longer queued.
+            pending = pool.submit(client.post, f"{URL}/{mine}/cancel", headers=acme.headers)
+            time.sleep(0.3)
+            assert not pending.done()
+        problem_of(pending.result(timeout=30), 409, "message_not_cancelable")
+    assert message(session, mine).status == "sending"
+    balance = Credits(session, acme.account_id).balance()
+    session.commit()
+    assert balance.reserved == 1  # the worker's to settle: the cancel released nothing
+
+
+def test_it_leaves_a_worker_nothing_to_claim_once_canceled(
+    client: TestClient, session: Session, session_factory: sessionmaker[Session], acme: Tenant
+) -> None:
+    mine = _queued(session, acme)
+    assert client.post(f"{URL}/{mine}/cancel", headers=acme.headers).status_code == 200
+    with session_factory.begin() as worker:
+        assert claim_due(worker, "w1", datetime.now(UTC), 10) == []
+    assert_ledger_ok(session, acme.account_id)
