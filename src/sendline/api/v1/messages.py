@@ -177,18 +177,12 @@ def _shorteners() -> ShortenerList:
 
 
 StatusQuery = Annotated[
-    str | None,
-    Query(
-        max_length=12, description="Only this status.", json_schema_extra={"enum": MESSAGE_STATUSES}
-    ),
+    Annotated[str, Field(max_length=12, json_schema_extra=STATUS_ENUM)] | None,
+    Query(description="Only this status."),
 ]
 ReasonQuery = Annotated[
-    str | None,
-    Query(
-        max_length=32,
-        description="Only this hold reason.",
-        json_schema_extra={"enum": HOLD_REASONS},
-    ),
+    Annotated[str, Field(max_length=32, json_schema_extra=REASON_ENUM)] | None,
+    Query(description="Only this hold reason."),
 ]
 IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 TimeQuery = Annotated[datetime | None, Query(description="ISO 8601; UTC if no offset.")]
