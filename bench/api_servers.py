@@ -72,6 +72,10 @@ class Server:
             "SENDLINE_DATA_DIR": data_dir,
             "SENDLINE_HOST": HOST,
             "SENDLINE_PORT": str(self.port),
+            # One key sends every request: the per-key limit (50/s by default) would
+            # measure the limiter, not the service.
+            "SENDLINE_API_RATE": "100000",
+            "SENDLINE_API_BURST": "1000000",
         }
         # Its log to a file, not a pipe: a pipe nobody reads during the run would stop the
         # server once full. uvicorn's access log goes to stdout, discarded (both servers).
