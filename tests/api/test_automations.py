@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sendline.api.v1.automations import EXAMPLE
 from sendline.engine.runner import Runner
 from sendline.store.contacts import Contacts
-from sendline.store.engine_models import Message
+from sendline.store.engine_models import AutomationRun, AutomationVersion, Message
 from sendline.store.models import Account
 from tests.api.conftest import Tenant
 from tests.api.test_v1 import problem_of
@@ -142,6 +142,11 @@ def test_it_versions_an_active_automation_and_pauses_it(client: TestClient, acme
     versions = client.get(f"{API}/{automation_id}/versions", headers=acme.headers).json()
     assert [(v["number"], v["current"]) for v in versions["data"]] == [(2, True), (1, False)]
     assert versions["data"][0]["definition"]["steps"][0]["body"] == "Sale: 30% off today"
+    page = client.get(f"{API}/{automation_id}/versions", headers=acme.headers, params={"limit": 1})
+    after = {"limit": 1, "cursor": page.json()["next_cursor"]}
+    rest = client.get(f"{API}/{automation_id}/versions", headers=acme.headers, params=after)
+    assert [v["number"] for v in page.json()["data"] + rest.json()["data"]] == [2, 1]
+    assert rest.json()["next_cursor"] is None
     paused = client.post(f"{API}/{automation_id}/pause", headers=acme.headers)
     assert paused.json()["status"] == "paused"
     again = client.post(f"{API}/{automation_id}/archive", headers=acme.headers)
@@ -468,3 +473,30 @@ def test_it_names_a_text_no_database_can_store(client: TestClient, acme: Tenant)
     raw = json.dumps(BLAST | {"steps": steps})  # "\u0000" in the JSON
     response = client.post(API, headers=headers, content=raw)
     assert problem_of(response, 422, "invalid_input")["field"] == "steps.1.body"
+
+
+def test_it_shows_the_latest_failed_runs_and_why(
+    client: TestClient, acme: Tenant, session: Session
+) -> None:
+    automation_id = _create(client, acme, BLAST)["id"]
+    version_id = session.scalar(
+        select(AutomationVersion.id).where(AutomationVersion.automation_id == automation_id)
+    )
+    assert version_id is not None
+    failed = AutomationRun(
+        account_id=acme.account_id,
+        automation_id=automation_id,
+        version_id=version_id,
+        contact_id=acme.contact_id,
+        status="failed",
+        error="step step-1: the template uses a tag that no longer exists",
+    )
+    session.add(failed)
+    session.commit()
+    detail = client.get(f"{API}/{automation_id}", headers=acme.headers).json()
+    assert detail["runs"]["failed"] == 1
+    assert [(f["run_id"], f["contact_id"], f["reason"]) for f in detail["failures"]] == [
+        (failed.id, acme.contact_id, "step step-1: the template uses a tag that no longer exists")
+    ]
+    listed = client.get(API, headers=acme.headers).json()["data"][0]
+    assert listed["runs"] == {"active": 0, "completed": 0, "exited": 0, "failed": 1}
