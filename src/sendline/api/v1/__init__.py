@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy.orm import Session, sessionmaker
 
-from sendline.api.v1 import account, events
+from sendline.api.v1 import account, contacts, events
 from sendline.api.v1.auth import Authenticator
 
 PREFIX = "/api/v1"
@@ -17,6 +17,7 @@ def v1_router(sessions: sessionmaker[Session]) -> APIRouter:
     router = APIRouter(prefix=PREFIX)
     router.include_router(account.router(sessions, authenticator))
     router.include_router(events.router(sessions, authenticator))
+    router.include_router(contacts.router(sessions, authenticator))
     return router
 
 
