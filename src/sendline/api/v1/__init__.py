@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.api.problems import API_RESPONSES
-from sendline.api.v1 import account, automations, events, inbound, messages, webhooks
+from sendline.api.v1 import account, automations, contacts, events, inbound, messages, webhooks
 from sendline.api.v1.auth import Authenticator
 from sendline.config import Settings
 
@@ -23,6 +23,7 @@ def v1_router(sessions: sessionmaker[Session], settings: Settings) -> APIRouter:
     router.include_router(messages.router(sessions, authenticator, settings))
     router.include_router(inbound.router(sessions, authenticator))
     router.include_router(automations.router(sessions, authenticator, settings))
+    router.include_router(contacts.router(sessions, authenticator, settings))
     return router
 
 
