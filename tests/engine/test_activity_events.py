@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from sendline.engine import triggers
+from sendline.engine import outbox, triggers
 from sendline.engine.dispatcher import R13_DETAIL, Dispatcher
 from sendline.engine.held import release
 from sendline.engine.inbound import CANCELED, receive_all
@@ -305,6 +305,22 @@ def test_it_records_a_stop_with_the_pending_messages_canceled(
     assert (kinds.count("contact.opted_out"), kinds.count("inbound.received")) == (1, 2)
 
 
+def test_it_records_a_help_answer_held_for_credits_then_released(session: Session) -> None:
+    world = make_world(session, credits=0)
+    phone = world.contact.phone_e164 or ""
+    [handled] = receive_all(session, from_number=phone, to_number=None, body="HELP", now=NOW)
+    session.commit()
+    assert handled.reply is not None
+    reply_id, detail = handled.reply.id, handled.reply.detail
+    Credits(session, world.account.id).purchase(10)
+    release(session, world.account, ids=[reply_id], now=NOW)
+    session.commit()
+    assert _events(session, message_id=reply_id) == [
+        ("message.held", {"reason": "insufficient_credits", "detail": detail}),
+        _status("queued", RELEASED),
+    ]
+
+
 def test_it_records_a_carrier_opt_out(
     session: Session, world: World, session_factory: sessionmaker[Session], clock: Clock
 ) -> None:
@@ -375,6 +391,24 @@ def test_it_records_reconciliation(
     assert _events(session, message_id=unsent)[3] == _status("queued", requeued)
     gone = message(session, unsure)
     assert _events(session, message_id=unsure)[3:] == [_status("failed", gone.detail, UNCONFIRMED)]
+
+
+def test_it_records_a_worker_that_died_mid_send(
+    session: Session, world: World, dispatcher: Dispatcher, clock: Clock
+) -> None:
+    message_id = _queue(session, world)
+    [job] = outbox.claim_due(session, "w0", NOW, 10)  # claimed, then the worker died
+    session.commit()
+    clock.advance(LEASE.total_seconds() + 1)
+    assert dispatcher.reconcile() == 1  # the sandbox never got it: back to the queue
+    requeued = message(session, message_id)
+    assert (job.id, requeued.status) == (message_id, "queued")
+    assert _events(session, message_id=message_id) == [
+        _status("queued"),
+        _status("sending"),
+        _status("unknown"),
+        _status("queued", requeued.detail),
+    ]
 
 
 def test_it_records_nothing_for_a_change_rolled_back(session: Session, world: World) -> None:
