@@ -28,6 +28,7 @@ from sendline.engine.statuses import settlement
 from sendline.engine.zones import local_zone
 from sendline.errors import Conflict, InvalidInput, NotFound
 from sendline.sms.links import ShortenerList
+from sendline.store import activity
 from sendline.store.batch_filter import among
 from sendline.store.batch_writes import update_rows
 from sendline.store.credits import Credits
@@ -179,7 +180,12 @@ def _release_marketing(
         | {"updated_at": now}
         for (message, contact), outcome in zip(pairs, checked, strict=True)
     ]
+    was = {message.id: message.held_reason for message in messages}
     _write(session, messages, rows)
+    facts = [
+        (m.id, m.account_id, m.contact_id, m.status, m.held_reason, m.detail) for m in messages
+    ]
+    activity.settled(session, facts, now, was=was)
 
 
 def _request(message: Message) -> SmsRequest:
