@@ -454,3 +454,21 @@ def test_it_leaves_a_worker_nothing_to_claim_once_canceled(
     with session_factory.begin() as worker:
         assert claim_due(worker, "w1", datetime.now(UTC), 10) == []
     assert_ledger_ok(session, acme.account_id)
+
+
+def test_it_records_a_test_sends_history_through_its_cancel(
+    client: TestClient, acme: Tenant
+) -> None:
+    """The engine's own writes, not rows made by the test: queued by the pipeline,
+    canceled by the route, both in the message's history in that order."""
+    sent = client.post(f"{URL}/test", headers=acme.headers, json={"contact_id": acme.contact_id})
+    assert sent.status_code == 201, sent.text
+    mine = sent.json()["id"]
+    assert client.post(f"{URL}/{mine}/cancel", headers=acme.headers).status_code == 200
+
+    history = client.get(f"{URL}/{mine}", headers=acme.headers).json()["history"]
+
+    assert [(h["status"], h["detail"]) for h in history] == [
+        ("queued", None),
+        ("canceled", "canceled by the user"),
+    ]

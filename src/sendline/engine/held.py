@@ -338,6 +338,8 @@ def cancel_message(session: Session, account_id: int, message_id: int, now: date
                 settle_shares(session, shares, kind)
             found = session.get(Message, message_id, populate_existing=True)
             assert found is not None
+            key = (found.id, found.account_id, found.contact_id)
+            activity.message_statuses(session, [key], "canceled", now, detail=CANCELED_DETAIL)
             return found
     message = session.get(Message, message_id) if is_id(message_id) else None
     if message is None or message.account_id != account_id:
