@@ -41,6 +41,7 @@ KNOWN_VARIABLES: set[str] = {
     "SENDLINE_API_RATE",
     "SENDLINE_API_BURST",
     "SENDLINE_CORS_ORIGINS",
+    "SENDLINE_MAX_UPLOAD_MB",
     "SENDLINE_WEBHOOKS_ALLOW_HTTP",
 }
 
@@ -62,6 +63,8 @@ UNCONFIRMED_RANGE = (60.0, 7 * 86_400.0)
 # Requests a second per API key (per serving process), and how many may come at once.
 API_RATE_RANGE = (0.1, 100_000.0)
 API_BURST_RANGE = (1, 1_000_000)
+# Megabytes of a CSV uploaded to import contacts (the file, not the multipart around it).
+MAX_UPLOAD_RANGE = (1, 4096)
 
 T = TypeVar("T")
 
@@ -102,6 +105,7 @@ class Settings:
     # Browser origins allowed to call /api/v1 from their pages. None by default: the API
     # is for servers, and a page calling it would have to hold an API key.
     cors_origins: tuple[str, ...] = ()
+    max_upload_mb: int = 50
     # Outbound webhooks go to https:// URLs only; with this, http:// to localhost,
     # 127.0.0.1 or [::1] too (tests, a receiver on the same machine).
     webhooks_allow_http: bool = False
@@ -141,6 +145,7 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         api_rate=_read(env, "SENDLINE_API_RATE", _api_rate, 50.0),
         api_burst=_read(env, "SENDLINE_API_BURST", _api_burst, 100),
         cors_origins=_read(env, "SENDLINE_CORS_ORIGINS", _origins, ()),
+        max_upload_mb=_read(env, "SENDLINE_MAX_UPLOAD_MB", _max_upload, 50),
         webhooks_allow_http=_read(env, "SENDLINE_WEBHOOKS_ALLOW_HTTP", _boolean, False),
     )
 
@@ -279,6 +284,14 @@ def _api_burst(raw: str) -> int:
     value = int(raw) if raw.isdigit() else -1
     if not low <= value <= high:
         raise ValueError(f"must be a whole number from {low} to {high}")
+    return value
+
+
+def _max_upload(raw: str) -> int:
+    low, high = MAX_UPLOAD_RANGE
+    value = int(raw) if raw.isdigit() else -1
+    if not low <= value <= high:
+        raise ValueError(f"must be whole megabytes from {low} to {high}")
     return value
 
 

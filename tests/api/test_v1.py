@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from sendline import errors
@@ -168,3 +169,30 @@ def test_it_maps_every_domain_error_to_a_4xx_unless_the_server_is_at_fault() -> 
             assert status != 500, kind
     assert status_of(errors.InsufficientCredits("x")) == 402
     assert status_of(InvalidAutomation("x")) == 422
+
+
+@pytest.mark.parametrize(
+    ("payload", "stored_by_postgres"),
+    [({"note": "a\u0000b"}, False), ({"deep": {"x": ["\u0000"]}}, False), ({"n": 10**30}, True)],
+)
+def test_it_answers_422_for_values_the_database_cannot_store(
+    client: TestClient,
+    acme: Tenant,
+    engine: Engine,
+    session_factory: sessionmaker[Session],
+    payload: dict[str, Any],
+    stored_by_postgres: bool,
+) -> None:
+    """PostgreSQL refuses NUL in JSON; SQLite stores it. Either way, never a 500."""
+    automations.create_automation(session_factory, "Acme", SHIP)
+    automations.change_status(session_factory, "Acme", "Ship", "activate")
+    response = client.post(
+        "/api/v1/events",
+        headers=acme.headers,
+        json={"name": "shipped", "contact_id": acme.contact_id, "payload": payload},
+    )
+    if engine.dialect.name == "sqlite" or stored_by_postgres:
+        assert response.status_code == 202, response.text
+    else:
+        detail = problem_of(response, 422, "invalid_input")["detail"]
+        assert detail.startswith("a value could not be stored: ")

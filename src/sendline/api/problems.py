@@ -20,6 +20,7 @@ from fastapi.exception_handlers import (
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException
 
 from sendline.errors import (
@@ -183,8 +184,31 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return problem(exc.status_code, code, str(exc.detail), **dict(exc.headers or {}))
 
 
+async def _unstorable_value(_request: Request, exc: Exception) -> Response:
+    """The database refused a value as data (PostgreSQL: a NUL character in text or
+    JSON, a number out of its column's range). The request's value, not the server:
+    422. The service's transaction rolled back, so nothing was written."""
+    assert isinstance(exc, DataError)
+    reason = str(exc.orig).splitlines()[0] if exc.orig is not None else "invalid value"
+    return problem(422, "invalid_input", f"a value could not be stored: {reason}")
+
+
+async def _database_busy(_request: Request, exc: Exception) -> Response:
+    """The database could not be reached, or its lock not taken in time (SQLite's one
+    writer busy with a long import): the server cannot serve now, 503, retry later."""
+    assert isinstance(exc, OperationalError)
+    return problem(
+        503,
+        "database_unavailable",
+        "the database is busy or unreachable; retry in a moment",
+        **{"Retry-After": "5"},
+    )
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers: domain errors everywhere, problem details under /api/."""
     app.add_exception_handler(SendlineError, _domain_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(DataError, _unstorable_value)
+    app.add_exception_handler(OperationalError, _database_busy)

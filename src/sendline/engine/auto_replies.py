@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from sendline.engine.pipeline import Hold, hold
 from sendline.errors import InsufficientCredits
 from sendline.sms.encoding import segment_info
+from sendline.store import activity
 from sendline.store.credits import Credits
 from sendline.store.engine_models import Message
 from sendline.store.models import Account, Contact
@@ -55,6 +56,14 @@ def settle_reply(session: Session, account: Account, message: Message, now: date
     """Check a reply (its plan, its credits): queued now, or held with the reason. Also
     how a held reply is released; consent is not checked, as the opt-out confirmation is
     owed to whoever opted out."""
+    before = message.held_reason  # None for a new reply; its reason for a release
+    _check_reply(session, account, message, now)
+    was = {message.id: before} if before is not None else None
+    facts = (message.account_id, message.contact_id, message.status, message.held_reason)
+    activity.settled(session, [(message.id, *facts, message.detail)], now, was=was)
+
+
+def _check_reply(session: Session, account: Account, message: Message, now: datetime) -> None:
     refusal = account.sms_refusal()
     if refusal is not None:
         hold(message, Hold(refusal.code, refusal.message), now)

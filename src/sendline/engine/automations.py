@@ -128,14 +128,14 @@ class Automations:
         return self._session.scalars(query).first()
 
     def resolve(self, ref: str | int) -> Automation:
-        """An automation by name, or by id when `ref` is a number that is not a name."""
-        text = str(ref).strip()
-        automation = self.find(text)
-        number = parse_id(text)
+        """By id when `ref` is an int (the API's); by name, or id when a text is no name."""
+        if isinstance(ref, int):
+            return self.get(ref)
+        automation, number = self.find(ref.strip()), parse_id(ref.strip())
         if automation is None and number is not None:
             return self.get(number)
         if automation is None:
-            raise NotFound(f"no automation named {text!r} in this account")
+            raise NotFound(f"no automation named {ref.strip()!r} in this account")
         return automation
 
     def list(self, status: str | None = None) -> list[Automation]:

@@ -267,6 +267,14 @@ class AutomationDefinition(Strict):
     transactional: bool = Field(False, description="no quiet hours, no frequency cap")
     steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
 
+    @field_validator("name")
+    @classmethod
+    def _trimmed(cls, value: str) -> str:
+        # Names are looked up trimmed (str.strip): " Sale" and "Sale" must be one name.
+        if not value.strip():
+            raise ValueError("a name cannot be blank")
+        return value.strip()
+
     @model_validator(mode="before")
     @classmethod
     def _number_steps(cls, data: Any) -> Any:

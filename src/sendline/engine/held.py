@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Row, Table, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -24,15 +24,18 @@ from sendline.engine.auto_replies import settle_reply
 from sendline.engine.dispatcher import PACED
 from sendline.engine.pipeline import HOLD_REASONS, Pipeline, SmsRequest
 from sendline.engine.recipients import ContactFacts, load_facts
+from sendline.engine.statuses import settlement
 from sendline.engine.zones import local_zone
-from sendline.errors import InvalidInput, NotFound
+from sendline.errors import Conflict, InvalidInput, NotFound
 from sendline.sms.links import ShortenerList
+from sendline.store import activity
 from sendline.store.batch_filter import among
 from sendline.store.batch_writes import update_rows
 from sendline.store.credits import Credits
 from sendline.store.engine_models import MESSAGE_STATUSES, Message
 from sendline.store.ids import is_id
-from sendline.store.models import Account
+from sendline.store.models import Account, Contact
+from sendline.store.settlement import SHARE_COLUMNS, settle_shares
 
 MAX_RELEASE = 10_000  # one transaction: a release is all or nothing
 _MESSAGES = cast(Table, Message.__table__)
@@ -177,7 +180,12 @@ def _release_marketing(
         | {"updated_at": now}
         for (message, contact), outcome in zip(pairs, checked, strict=True)
     ]
+    was = {message.id: message.held_reason for message in messages}
     _write(session, messages, rows)
+    facts = [
+        (m.id, m.account_id, m.contact_id, m.status, m.held_reason, m.detail) for m in messages
+    ]
+    activity.settled(session, facts, now, was=was)
 
 
 def _request(message: Message) -> SmsRequest:
@@ -215,3 +223,128 @@ def _known(value: str, allowed: Sequence[str], what: str) -> str:
     if value not in allowed:
         raise InvalidInput(f"unknown {what} {value!r}; one of: {', '.join(allowed)}")
     return value
+
+
+# -- the API's list and cancel (issue 14) -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class MessageFilter:
+    """What `GET /api/v1/messages` may filter on (each optional), and the page's start:
+    only ids below `before_id`."""
+
+    status: str | None = None
+    reason: str | None = None
+    automation_id: int | None = None
+    contact_id: int | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    before_id: int | None = None
+
+
+# What a listing shows of a message (not its template, event payload or claim): read as
+# plain rows, which costs a fraction of loading whole ORM objects.
+LISTED = (
+    Message.id,
+    Message.created_at,
+    Message.to_e164,
+    Message.kind,
+    Message.transactional,
+    Message.status,
+    Message.held_reason,
+    Message.detail,
+    Message.body,
+    Message.segments,
+    Message.credits,
+    Message.due_at,
+    Message.contact_id,
+    Message.automation_id,
+    Message.step_id,
+    Message.provider,
+    Message.error_code,
+    Message.sent_at,
+    Message.delivered_at,
+)
+
+# A row of LISTED and the contact's time zone.
+Listed = Row[*tuple[Any, ...]]
+
+
+def find_messages(
+    session: Session, account_id: int, where: MessageFilter, limit: int
+) -> Sequence[Listed]:
+    """One page of the account's messages (LISTED, and the contact's `time_zone` for
+    `wait_reason`), newest first: a keyset scan, `id < before_id` ORDER BY id DESC on
+    the index (account_id, id), so a page costs the same however deep. A contact's
+    messages come from its own index; the other filters ride along the scan. One
+    query: the zones are joined (a primary-key probe per row shown), not fetched after."""
+    query = (
+        select(*LISTED, Contact.time_zone)
+        .outerjoin(Contact, Contact.id == Message.contact_id)
+        .where(Message.account_id == account_id)
+    )
+    if where.before_id is not None:
+        query = query.where(Message.id < where.before_id)
+    if where.status is not None:
+        query = query.where(Message.status == _named(where.status, MESSAGE_STATUSES, "status"))
+    if where.reason is not None:
+        query = query.where(Message.held_reason == _named(where.reason, HOLD_REASONS, "reason"))
+    if where.automation_id is not None:
+        query = query.where(Message.automation_id == where.automation_id)
+    if where.contact_id is not None:
+        query = query.where(Message.contact_id == where.contact_id)
+    if where.created_after is not None:
+        query = query.where(Message.created_at >= where.created_after)
+    if where.created_before is not None:
+        query = query.where(Message.created_at < where.created_before)
+    return session.execute(query.order_by(Message.id.desc()).limit(limit)).all()
+
+
+def _named(value: str, allowed: Sequence[str], field: str) -> str:
+    """`_known`, the error naming the input field."""
+    try:
+        return _known(value, allowed, field)
+    except InvalidInput as exc:
+        raise InvalidInput(exc.message, field=field) from None
+
+
+CANCELABLE = ("queued", "held")  # not yet claimed by a worker
+CANCELED_DETAIL = "canceled by the user"
+
+
+def cancel_message(session: Session, account_id: int, message_id: int, now: datetime) -> Message:
+    """Cancel one of the account's messages that no worker has claimed (queued or held),
+    releasing what it reserved through the ledger's owner.
+
+    Each attempt is one conditional UPDATE (`WHERE status = ...`): a worker's claim is
+    another, so exactly one of the two wins the row; the loser finds the status changed
+    (a cancel that loses is a Conflict, a claim that loses skips the row). Another
+    account's message is NotFound, as one that does not exist."""
+    for status in CANCELABLE:
+        shares = session.execute(
+            update(Message)
+            .where(
+                Message.id == message_id,
+                Message.account_id == account_id,
+                Message.status == status,
+            )
+            .values(status="canceled", detail=CANCELED_DETAIL, updated_at=now)
+            .returning(*SHARE_COLUMNS)
+            .execution_options(synchronize_session=False)
+        ).all()
+        if shares:
+            kind = settlement(status, "canceled")  # a held message holds no credits
+            if kind is not None:
+                settle_shares(session, shares, kind)
+            found = session.get(Message, message_id, populate_existing=True)
+            assert found is not None
+            key = (found.id, found.account_id, found.contact_id)
+            activity.message_statuses(session, [key], "canceled", now, detail=CANCELED_DETAIL)
+            return found
+    message = session.get(Message, message_id) if is_id(message_id) else None
+    if message is None or message.account_id != account_id:
+        raise NotFound(f"no message {message_id} in this account")
+    raise Conflict(
+        f"message {message_id} is {message.status}: only a queued or held message can be canceled",
+        code="message_not_cancelable",
+    )

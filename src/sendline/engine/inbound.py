@@ -33,6 +33,7 @@ from sendline.engine.triggers import on_reply
 from sendline.errors import Conflict, InvalidInput, NotFound
 from sendline.sms.optout import ReplyAction, classify_reply
 from sendline.sms.phone import check_phone
+from sendline.store import activity
 from sendline.store.consent import MAX_RECORDER, MAX_SOURCE, Consent
 from sendline.store.engine_models import InboundMessage, Message
 from sendline.store.ids import is_id
@@ -47,6 +48,7 @@ OPT_IN_CONFIRMATION = (
     "You are resubscribed to messages from {name}. Reply HELP for help, STOP to opt out."
 )
 SOURCE = "sms reply"
+CANCELED = "canceled: the contact opted out (R12)"
 MAX_REVIEWER = MAX_RECORDER  # inbound_messages.reviewed_by, consent_events.recorded_by
 
 
@@ -127,12 +129,14 @@ def receive_all(
         owner = session.get(Account, owner_id) if owner_id is not None else None
         account = owner or _account_by_sender(session, to_e164)
         inbound = _store(session, account, None, from_number, to_number, body, action, provider_id)
+        _received(session, inbound, now)
         return [Handled(inbound, account, None)]
     results: list[Handled] = []
     for index, (account, contact) in enumerate(pairs):
         # The provider id is unique: the first row carries it, the others a derived one.
         row_id = provider_id if index == 0 or provider_id is None else f"{provider_id}#{account.id}"
         inbound = _store(session, account, contact, from_number, to_number, body, action, row_id)
+        _received(session, inbound, now)
         results.append(_act(session, inbound, account, contact, now, confirm_opt_out))
     return results
 
@@ -188,6 +192,20 @@ def _store(
     session.add(inbound)
     session.flush()
     return inbound
+
+
+def _received(session: Session, inbound: InboundMessage, now: datetime) -> None:
+    """The account's activity log (a text from a number no account knows has none)."""
+    if inbound.account_id is not None:
+        activity.inbound_received(
+            session,
+            inbound.account_id,
+            inbound.contact_id,
+            inbound.id,
+            inbound.body,
+            inbound.action,
+            now,
+        )
 
 
 def _act(
@@ -266,11 +284,13 @@ def cancel_pending(session: Session, account_id: int, contact_id: int, now: date
             Message.contact_id == contact_id,
             Message.status.in_(("queued", "held")),
         )
-        .values(status="canceled", detail="canceled: the contact opted out (R12)", updated_at=now)
+        .values(status="canceled", detail=CANCELED, updated_at=now)
         .returning(*SHARE_COLUMNS)
         .execution_options(synchronize_session="fetch")
     ).all()
     settle_shares(session, rows, "release")
+    keys = [(row[0], account_id, contact_id) for row in rows]
+    activity.message_statuses(session, keys, "canceled", now, detail=CANCELED)
     return len(rows)
 
 

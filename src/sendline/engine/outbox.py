@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from sendline.engine.statuses import adopt_record
 from sendline.providers.base import OutboundSms, ProviderRecord
+from sendline.store import activity
 from sendline.store.batch_filter import among, unindexed
 from sendline.store.batch_writes import update_rows
 from sendline.store.engine_models import Message, WorkerHeartbeat
@@ -104,7 +105,9 @@ def claim_due(session: Session, worker_id: str, now: datetime, limit: int) -> li
         "attempts": Message.attempts + 1,
         "updated_at": now,
     }
-    return _claim(session, (due, still_due), Message.due_at, limit, values)
+    jobs = _claim(session, (due, still_due), Message.due_at, limit, values)
+    activity.message_statuses(session, activity.keys(jobs), "sending", now)
+    return jobs
 
 
 def claim_new(rows: Sequence[dict[str, Any]], worker_id: str, now: datetime) -> list[Job]:
@@ -153,7 +156,10 @@ def claim_stale(
         "claimed_at": now,
         "updated_at": case((Message.status == "unknown", Message.updated_at), else_=now),
     }
-    jobs = _claim(session, (stale, still_stale), Message.id, limit, values)
+    was: dict[int, str] = {}  # an `unknown` row taken over again is no news
+    jobs = _claim(session, (stale, still_stale), Message.id, limit, values, was)
+    newly = activity.keys(job for job in jobs if was[job.id] == "sending")
+    activity.message_statuses(session, newly, "unknown", now)
     if not jobs:
         return jobs
     accounts = {job.account_id for job in jobs}
@@ -189,9 +195,10 @@ def release(session: Session, worker_id: str, ids: Sequence[int], now: datetime)
             attempts=Message.attempts - 1,  # never attempted: no backoff owed
             updated_at=now,
         )
-        .returning(Message.id)
+        .returning(*_KEY)
         .execution_options(synchronize_session=False)
     ).all()
+    activity.message_statuses(session, rows, "queued", now)
     return len(rows)
 
 
@@ -201,10 +208,11 @@ def cancel(session: Session, worker_id: str, ids: Sequence[int], detail: str, no
         update(Message)
         .where(*ours(session, worker_id, ids))
         .values(status="canceled", detail=detail, updated_at=now)
-        .returning(*SHARE_COLUMNS)
+        .returning(*SHARE_COLUMNS, Message.contact_id)
         .execution_options(synchronize_session=False)
     ).all()
     settle_shares(session, rows, "release")
+    activity.message_statuses(session, activity.share_keys(rows), "canceled", now, detail=detail)
     return len(rows)
 
 
@@ -219,10 +227,13 @@ def give_up(
         update(Message)
         .where(*ours(session, worker_id, ids, status="unknown"))
         .values(status="failed", error_code=code, detail=detail, updated_at=now)
-        .returning(*SHARE_COLUMNS)
+        .returning(*SHARE_COLUMNS, Message.contact_id)
         .execution_options(synchronize_session=False)
     ).all()
     settle_shares(session, rows, "release")
+    activity.message_statuses(
+        session, activity.share_keys(rows), "failed", now, detail=detail, error_code=code
+    )
     return len(rows)
 
 
@@ -243,6 +254,8 @@ def record_outcomes(
         if status in ("sent", "failed"):
             kind: SettleKind = "charge" if status == "sent" else "release"
             settle_shares(session, rows, kind)
+        ours, reached = {row[0] for row in rows}, "queued" if status == "deferred" else status
+        activity.message_outcomes(session, group, ours, reached, now)
 
 
 def _record(
@@ -317,6 +330,9 @@ def settle_lookup(
     message.claimed_at = None
     message.detail = "requeued: the provider never received it (reconciled)"
     message.updated_at = now
+    activity.message_statuses(
+        session, activity.keys([message]), "queued", now, detail=message.detail
+    )
     return 1
 
 
@@ -326,24 +342,27 @@ def _claim(
     order: Any,
     limit: int,
     values: dict[str, Any],
+    was: dict[int, str] | None = None,
 ) -> list[Job]:
     """Lock up to `limit` rows meeting `conditions` (skipping rows other workers hold),
     set `values` on those still meeting them, and return them in `order`.
 
     `conditions` twice: as the index should serve them to find the rows, and as a
-    re-check of the rows found that leaves the index to the id list (`unindexed`)."""
+    re-check of the rows found that leaves the index to the id list (`unindexed`).
+    `was` gets each row's status before (locked: it is what the update changes)."""
     find, recheck = conditions
     # Two statements, not UPDATE ... WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP
     # LOCKED): PostgreSQL may run such a subquery more than once and claim more than n.
-    ids = list(
-        session.scalars(
-            select(Message.id)
-            .where(*find)
-            .order_by(order)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-    )
+    found = session.execute(
+        select(Message.id, Message.status)
+        .where(*find)
+        .order_by(order)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    ids = [row[0] for row in found]
+    if was is not None:
+        was.update((row[0], row[1]) for row in found)
     if not ids:
         return []
     rows = session.execute(
@@ -362,6 +381,7 @@ def _job(row: Any) -> Job:
     return Job(*row)
 
 
+_KEY = (Message.id, Message.account_id, Message.contact_id)
 _MESSAGES = cast(Table, Message.__table__)
 
 # The columns each outcome sets row by row (the status was set for the group at once);

@@ -33,6 +33,7 @@ from sendline.sms.check import MessageCheck, MessageRules, check_message
 from sendline.sms.links import ShortenerList
 from sendline.sms.schedule import next_send_time
 from sendline.sms.templates import Template, TemplateError
+from sendline.store import activity
 from sendline.store.batch_filter import among
 from sendline.store.batch_writes import allocate_ids, insert_rows
 from sendline.store.credits import Credits
@@ -315,6 +316,7 @@ class Pipeline:
         if before_insert is not None:
             before_insert(rows)
         insert_rows(session, _MESSAGES, rows)
+        activity.created(session, rows, now)
         return len(rows)
 
     def _row(

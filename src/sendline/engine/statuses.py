@@ -32,6 +32,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from sendline.providers.base import DeliveryReport, ProviderRecord
+from sendline.store import activity
 from sendline.store.batch_filter import among, unindexed
 from sendline.store.engine_models import Message
 from sendline.store.settlement import SettleKind, settle_shares
@@ -100,6 +101,7 @@ def apply_delivery_report(
     message.updated_at = now
     settle_message(session, message, old_status)
     session.flush()
+    _record(session, message, now)
     return message
 
 
@@ -126,18 +128,19 @@ def apply_delivery_reports(
             values["delivered_at"] = at
         if error_code:
             values["error_code"] = error_code
-        matched.update(
-            session.scalars(
-                update(Message)
-                .where(
-                    among(session, Message.provider_id, provider_ids),
-                    unindexed(Message.status) == "sent",
-                )
-                .values(**values)
-                .returning(Message.provider_id)
-                .execution_options(synchronize_session=False)
+        rows = session.execute(
+            update(Message)
+            .where(
+                among(session, Message.provider_id, provider_ids),
+                unindexed(Message.status) == "sent",
             )
-        )
+            .values(**values)
+            .returning(Message.provider_id, Message.id, Message.account_id, Message.contact_id)
+            .execution_options(synchronize_session=False)
+        ).all()
+        matched.update(row[0] for row in rows if row[0] is not None)
+        keys = [(row[1], row[2], row[3]) for row in rows]
+        activity.message_statuses(session, keys, status, now, error_code=error_code or None)
     for report in reports:
         if report.provider_id not in matched and apply_delivery_report(session, report, now):
             matched.add(report.provider_id)
@@ -163,6 +166,18 @@ def adopt_record(
     message.updated_at = now
     settle_message(session, message, old_status)
     session.flush()
+    _record(session, message, now)
+
+
+def _record(session: Session, message: Message, now: datetime) -> None:
+    """The status a message just reached, in its activity log."""
+    data = activity.status_data(
+        message.status, message.detail, message.error_code, message.provider_id
+    )
+    event = activity.NewEvent(
+        message.account_id, activity.STATUS, message.id, message.contact_id, data
+    )
+    activity.record(session, [event], now)
 
 
 OPEN = frozenset({"queued", "sending", "unknown"})  # reserved, not yet settled

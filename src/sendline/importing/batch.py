@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from sendline.engine import triggers
 from sendline.importing.existing import RAW, IdSet, Old, merged, phone_key_of
 from sendline.importing.rows import Candidate, Reject
+from sendline.store import activity
 from sendline.store.batch_writes import CopyColumn, DriverWriter
 from sendline.store.consent import _latest_first, refresh_statuses
 from sendline.store.contacts import Contacts
@@ -312,6 +313,11 @@ class BatchWriter:
         if plan.events:
             writer.insert("consent_events", _EVENT, self._events(plan.events, stamp))
             result.consent_events += len(plan.events)
+            # Each event is the contact's latest (occurred now): its status is the event's.
+            changed = [(cid, _STATUS[bool(c.consent)]) for c, cid in plan.events]
+            activity.consent_changed(
+                self._session, self._account_id, changed, "import", self._source, now
+            )
         # New contacts were inserted with the status their one event gives; existing ones
         # are recomputed from all their events, exactly as Consent.record does.
         refresh_statuses(self._session, self._account_id, plan.refresh)

@@ -220,9 +220,9 @@ def automation_schema() -> dict[str, Any]:
 
 
 def change_status(
-    sessions: sessionmaker[Session], account: AccountRef, ref: str, action: Lifecycle
+    sessions: sessionmaker[Session], account: AccountRef, ref: str | int, action: Lifecycle
 ) -> AutomationState:
-    """Activate (R1 checked), pause or archive an automation."""
+    """Activate (R1 checked), pause or archive an automation (an int `ref` is its id)."""
     with sessions.begin() as session:
         automations = Automations(session, resolve_account(session, account).id)
         changed: Automation = getattr(automations, action)(ref)

@@ -7,7 +7,7 @@ Each function runs in one transaction of its own and returns plain values.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +37,12 @@ from sendline.store.models import (
 
 Sessions = sessionmaker[Session]
 LIST_LIMIT = 50
+# How a contact is named: the CLI passes what the user typed (an id, an email or a
+# phone); the API passes the id from its path, an int, only ever taken as an id.
+ContactRef = str | int
+# Called with the import's report inside its transaction, just before the commit: what
+# it writes (an import job's outcome) is committed with the contacts or not at all.
+BeforeCommit = Callable[[Session, ImportReport], None]
 
 
 @dataclass(frozen=True)
@@ -105,11 +111,14 @@ def import_contacts(
     path: Path,
     options: ImportOptions | None = None,
     progress: Progress | None = None,
+    before_commit: BeforeCommit | None = None,
 ) -> ImportResult:
     """Import a CSV file into one account, all or nothing; its tags and lists fire triggers."""
     with sessions.begin() as session:
         found = resolve_account(session, account)
         report = run_import(session, found.id, path, options, progress)
+        if before_commit is not None:
+            before_commit(session, report)
         return ImportResult(found.name, report)
 
 
@@ -123,25 +132,25 @@ def export_contacts(sessions: Sessions, account: AccountRef, out: TextIO) -> tup
 # -- reading ---------------------------------------------------------------------------
 
 
-def show(sessions: Sessions, account: AccountRef, ref: str) -> ContactView:
+def show(sessions: Sessions, account: AccountRef, ref: ContactRef) -> ContactView:
     with sessions.begin() as session:
         contacts = _contacts(session, account)
-        return _view(session, contacts, contacts.resolve(ref))
+        return _view(session, contacts, _find(contacts, ref))
 
 
-def consent_history(sessions: Sessions, account: AccountRef, ref: str) -> ConsentHistory:
+def consent_history(sessions: Sessions, account: AccountRef, ref: ContactRef) -> ConsentHistory:
     """Every opt-in and opt-out of a contact, oldest first: the audit trail (R4)."""
     with sessions.begin() as session:
         contacts = _contacts(session, account)
-        person = contacts.resolve(ref)
+        person = _find(contacts, ref)
         events = Consent(session, contacts.account_id).history(person.id)
         return ConsentHistory(_view(session, contacts, person), [_record(e) for e in events])
 
 
-def write_consent_csv(sessions: Sessions, account: AccountRef, ref: str, out: TextIO) -> int:
+def write_consent_csv(sessions: Sessions, account: AccountRef, ref: ContactRef, out: TextIO) -> int:
     with sessions.begin() as session:
         contacts = _contacts(session, account)
-        return Consent(session, contacts.account_id).write_csv(contacts.resolve(ref).id, out)
+        return Consent(session, contacts.account_id).write_csv(_find(contacts, ref).id, out)
 
 
 def list_contacts(
@@ -203,7 +212,7 @@ def create(
 def update(
     sessions: Sessions,
     account: AccountRef,
-    ref: str,
+    ref: ContactRef,
     *,
     email: str | None = UNSET,
     first_name: str | None = UNSET,
@@ -214,7 +223,7 @@ def update(
     """Change the given attributes; field triggers fire for each value that changed."""
     with sessions.begin() as session:
         contacts = _contacts(session, account)
-        person = contacts.resolve(ref)
+        person = _find(contacts, ref)
         values: dict[str, Any] = dict(fields or {})
         for key, value in (("EMAIL", email), ("FIRSTNAME", first_name), ("LASTNAME", last_name)):
             if value is not UNSET:
@@ -229,19 +238,27 @@ def update(
         return ContactChange(_view(session, contacts, person), runs, changed)
 
 
-def tag(sessions: Sessions, account: AccountRef, ref: str, tags: Sequence[str]) -> ContactChange:
+def tag(
+    sessions: Sessions, account: AccountRef, ref: ContactRef, tags: Sequence[str]
+) -> ContactChange:
     return _change(sessions, account, ref, lambda a, cid: sum(a.add_tag(cid, t) for t in tags))
 
 
-def untag(sessions: Sessions, account: AccountRef, ref: str, tags: Sequence[str]) -> ContactChange:
+def untag(
+    sessions: Sessions, account: AccountRef, ref: ContactRef, tags: Sequence[str]
+) -> ContactChange:
     return _change(sessions, account, ref, lambda a, cid: [a.remove_tag(cid, t) for t in tags])
 
 
-def subscribe(sessions: Sessions, account: AccountRef, ref: str, list_name: str) -> ContactChange:
+def subscribe(
+    sessions: Sessions, account: AccountRef, ref: ContactRef, list_name: str
+) -> ContactChange:
     return _change(sessions, account, ref, lambda a, cid: a.subscribe(cid, list_name))
 
 
-def unsubscribe(sessions: Sessions, account: AccountRef, ref: str, list_name: str) -> ContactChange:
+def unsubscribe(
+    sessions: Sessions, account: AccountRef, ref: ContactRef, list_name: str
+) -> ContactChange:
     def leave(actions: Actions, contact_id: int) -> None:
         actions.contacts.list_id(list_name, create=False)  # an unknown list is an error
         actions.unsubscribe(contact_id, list_name)
@@ -249,7 +266,7 @@ def unsubscribe(sessions: Sessions, account: AccountRef, ref: str, list_name: st
     return _change(sessions, account, ref, leave)
 
 
-def delete(sessions: Sessions, account: AccountRef, ref: str) -> int:
+def delete(sessions: Sessions, account: AccountRef, ref: ContactRef) -> int:
     """Delete a contact who has no history; returns its id.
 
     Consent records are append-only proof (R4), and messages and runs are the record of
@@ -257,7 +274,7 @@ def delete(sessions: Sessions, account: AccountRef, ref: str) -> int:
     """
     with sessions.begin() as session:
         contacts = _contacts(session, account)
-        person = contacts.resolve(ref)
+        person = _find(contacts, ref)
         history = (
             (ConsentEvent, "consent records"),
             (Message, "messages"),
@@ -280,7 +297,7 @@ def delete(sessions: Sessions, account: AccountRef, ref: str) -> int:
 def record_consent(
     sessions: Sessions,
     account: AccountRef,
-    ref: str,
+    ref: ContactRef,
     *,
     kind: str,
     method: str,
@@ -299,7 +316,7 @@ def record_consent(
         )
     with sessions.begin() as session:
         contacts = _contacts(session, account)
-        person = contacts.resolve(ref)
+        person = _find(contacts, ref)
         event = Consent(session, contacts.account_id).record(
             person.id,
             kind,
@@ -317,15 +334,19 @@ def record_consent(
 # -- internals -------------------------------------------------------------------------
 
 
+def _find(contacts: Contacts, ref: ContactRef) -> Contact:
+    return contacts.get(ref) if isinstance(ref, int) else contacts.resolve(ref)
+
+
 def _contacts(session: Session, account: AccountRef) -> Contacts:
     return Contacts(session, resolve_account(session, account).id)
 
 
-def _change(sessions: Sessions, account: AccountRef, ref: str, change: Any) -> ContactChange:
+def _change(sessions: Sessions, account: AccountRef, ref: ContactRef, change: Any) -> ContactChange:
     """Run one action on the contact; `changed` tells whether tags or lists moved."""
     with sessions.begin() as session:
         contacts = _contacts(session, account)
-        person = contacts.resolve(ref)
+        person = _find(contacts, ref)
         before = (contacts.tags(person.id), contacts.lists(person.id))
         result = change(Actions(session, contacts.account_id), person.id)
         runs = result if isinstance(result, int) else 0
@@ -374,6 +395,7 @@ __all__ = [
     "ConsentHistory",
     "ConsentRecord",
     "ContactChange",
+    "ContactRef",
     "ContactView",
     "ImportResult",
     "consent_history",

@@ -9,15 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import and_, not_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.engine.inbound import Handled, receive_all, review
-from sendline.errors import InvalidInput
+from sendline.errors import InvalidInput, NotFound
 from sendline.services import AccountRef, resolve_account
 from sendline.sms.phone import check_phone
 from sendline.store.accounts import Accounts
 from sendline.store.engine_models import InboundMessage
+from sendline.store.ids import is_id
 
 MAX_LIST = 1000
 
@@ -104,6 +105,44 @@ def list_inbound(
             )
         query = query.order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
         return [view_of(row) for row in session.scalars(query.limit(limit))]
+
+
+def page_inbound(
+    sessions: sessionmaker[Session],
+    account: AccountRef,
+    *,
+    limit: int,
+    review: bool | None = None,
+    contact_id: int | None = None,
+    before_id: int | None = None,
+) -> list[InboundView]:
+    """Up to `limit` of the account's inbound texts, newest first by id, from below
+    `before_id` (a keyset page). `review` True: only those awaiting review; False:
+    only those not awaiting it."""
+    with sessions.begin() as session:
+        owner = resolve_account(session, account)
+        query = select(InboundMessage).where(InboundMessage.account_id == owner.id)
+        if before_id is not None:
+            query = query.where(InboundMessage.id < before_id)
+        if contact_id is not None:
+            query = query.where(InboundMessage.contact_id == contact_id)
+        if review is not None:
+            awaiting = and_(InboundMessage.action == "review", InboundMessage.reviewed_at.is_(None))
+            query = query.where(awaiting if review else not_(awaiting))
+        query = query.order_by(InboundMessage.id.desc()).limit(limit)
+        return [view_of(row) for row in session.scalars(query)]
+
+
+def get_inbound(
+    sessions: sessionmaker[Session], account: AccountRef, inbound_id: int
+) -> InboundView:
+    """One of the account's inbound texts; another account's is NotFound."""
+    with sessions.begin() as session:
+        owner = resolve_account(session, account)
+        row = session.get(InboundMessage, inbound_id) if is_id(inbound_id) else None
+        if row is None or row.account_id != owner.id:
+            raise NotFound(f"no inbound text {inbound_id} in this account")
+        return view_of(row)
 
 
 def review_reply(

@@ -19,6 +19,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from sendline.csv_safety import csv_writer
 from sendline.errors import InvalidInput, NotFound
+from sendline.store import activity
 from sendline.store.models import CONSENT_KINDS, CONSENT_METHODS, ConsentEvent, Contact
 
 MAX_SOURCE = 200
@@ -114,6 +115,10 @@ class Consent:
         if status != contact.sms_consent:
             contact.sms_consent = str(status)  # a derived cache: not an edit, updated_at stays
             self._session.flush()
+            changed = [(contact.id, contact.sms_consent)]
+            activity.consent_changed(
+                self._session, self.account_id, changed, method, event.source, now
+            )
         return event
 
     def status(self, contact_id: int) -> str:

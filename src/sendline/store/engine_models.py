@@ -139,6 +139,8 @@ class Message(Base):
         Index("ix_messages_due", "status", "due_at"),
         Index("ix_messages_contact_id_created_at", "contact_id", "created_at"),
         Index("ix_messages_account_id_status", "account_id", "status"),
+        # The API's list, newest first in keyset pages (migration 0016).
+        Index("ix_messages_account_id_id", "account_id", "id"),
         Index("uq_messages_provider_id", "provider_id", unique=True, **_partial("provider_id")),
         Index(
             "uq_messages_idempotency_key",

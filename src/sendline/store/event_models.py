@@ -20,7 +20,7 @@ from sendline.store.types import utcnow
 
 # What a webhook endpoint can subscribe to.
 #   message.status   a message changed status (queued, sending, sent, delivered, failed,
-#                    undelivered, cancelled...); data: status, detail, error_code
+#                    undelivered, canceled...); data: status, detail, error_code
 #   message.held     a message was held by a send check; data: reason, detail
 #   contact.opted_out / contact.opted_in   consent changed; data: method, source
 #   inbound.received a contact's text arrived; data: inbound_id, body, action

@@ -50,7 +50,7 @@ _LEDGER = cast(Table, LedgerEntry.__table__)
 
 
 def settle_shares(session: Session, shares: Iterable[Sequence[Any]], kind: SettleKind) -> int:
-    """Settle messages' credits: rows of SHARE_COLUMNS (those without a reservation are
+    """Settle messages' credits: rows starting with SHARE_COLUMNS (those without a reservation are
     skipped), each just moved by `engine.statuses.settlement` to `kind`. Returns how
     many were settled.
 
@@ -61,7 +61,7 @@ def settle_shares(session: Session, shares: Iterable[Sequence[Any]], kind: Settl
     deadlock.
     """
     by_account: dict[int, dict[int, list[Part]]] = defaultdict(dict)
-    for message_id, account_id, reservation_id, credits, free in shares:
+    for message_id, account_id, reservation_id, credits, free, *_ in shares:
         if reservation_id is not None:
             groups = by_account[account_id]
             groups.setdefault(reservation_id, []).append((message_id, credits, free))

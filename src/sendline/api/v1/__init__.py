@@ -7,7 +7,18 @@ from fastapi import APIRouter
 from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.api.problems import API_RESPONSES
-from sendline.api.v1 import account, admin, credits, events, providers, webhooks
+from sendline.api.v1 import (
+    account,
+    admin,
+    automations,
+    contacts,
+    credits,
+    events,
+    inbound,
+    messages,
+    providers,
+    webhooks,
+)
 from sendline.api.v1.auth import Authenticator
 from sendline.config import Settings
 
@@ -20,6 +31,10 @@ def v1_router(sessions: sessionmaker[Session], settings: Settings) -> APIRouter:
     router.include_router(account.router(sessions, authenticator))
     router.include_router(events.router(sessions, authenticator))
     router.include_router(webhooks.router(sessions, authenticator, settings))
+    router.include_router(messages.router(sessions, authenticator, settings))
+    router.include_router(inbound.router(sessions, authenticator))
+    router.include_router(automations.router(sessions, authenticator, settings))
+    router.include_router(contacts.router(sessions, authenticator, settings))
     router.include_router(credits.router(sessions, authenticator))
     router.include_router(providers.router(sessions, authenticator, settings))
     router.include_router(admin.router(sessions, authenticator))
