@@ -187,7 +187,8 @@ class PreflightOut(BaseModel):
 
 class InvalidAutomationProblem(BaseModel):
     """A definition refused (422, code `invalid_automation`): `field` is the first
-    problem's, `errors` lists each (up to 20) with its own field."""
+    problem's, `errors` lists each (up to 20) with its own field. A body that is not a
+    definition at all (not JSON, not an object) is a plain problem, with no `errors`."""
 
     type: str
     title: str
@@ -195,7 +196,7 @@ class InvalidAutomationProblem(BaseModel):
     detail: str
     code: str
     field: str | None = None
-    errors: list[FieldMessageOut]
+    errors: list[FieldMessageOut] = []
 
 
 def messages_out(items: tuple[FieldMessage, ...]) -> list[FieldMessageOut]:
