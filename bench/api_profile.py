@@ -27,6 +27,7 @@ from typing import Any
 
 from bench.api_bare import bare
 from bench.api_seed import seed_account
+from bench.api_servers import UNLIMITED
 from sendline.api.app import create_app
 from sendline.bootstrap import start
 from sendline.services.api_keys import authenticate
@@ -89,7 +90,8 @@ def main(count: int) -> None:
     with tempfile.TemporaryDirectory(prefix="sendline-bench-") as workdir:
         url = f"sqlite:///{Path(workdir) / 'bench.db'}"
         seeded = seed_account(url, 10_000)
-        runtime = start(env={"SENDLINE_DATABASE_URL": url, "SENDLINE_DATA_DIR": workdir})
+        env = {"SENDLINE_DATABASE_URL": url, "SENDLINE_DATA_DIR": workdir, **UNLIMITED}
+        runtime = start(env=env)
         sessions = runtime.sessions
         first = seeded.contacts[0]
         payload = {"order": "A-1", "total": 42.5}

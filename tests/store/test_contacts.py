@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import delete as sql_delete
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -159,3 +160,31 @@ def test_it_handles_derived_time_zones_like_the_rule_core() -> None:
         facts = derive_phone(raw)
         assert facts.e164 is not None
         assert facts.time_zone == time_zone_for(facts.e164)
+
+
+def test_it_requires_a_resolved_contact_again_once_deleted_or_in_another_account(
+    session: Session, make_account: MakeAccount
+) -> None:
+    # `require` skips its query for the contact `resolve` loaded in the same transaction
+    # (an API event does both): never for another account, another transaction or a
+    # contact deleted since.
+    a, b = make_account(), make_account()
+    contacts = Contacts(session, a.id)
+    ann = contacts.create(email="ann@example.com")
+    bob = contacts.create(email="bob@example.com")
+    session.commit()
+    assert contacts.resolve(str(ann.id)) is ann
+    contacts.require(ann.id)
+    with pytest.raises(NotFound):
+        Contacts(session, b.id).require(ann.id)
+    session.delete(ann)
+    session.flush()
+    with pytest.raises(NotFound):
+        contacts.require(ann.id)
+    session.commit()
+
+    assert contacts.resolve(str(bob.id)) is bob
+    session.commit()
+    session.execute(sql_delete(Contact).where(Contact.id == bob.id))
+    with pytest.raises(NotFound):
+        contacts.require(bob.id)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -32,6 +33,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from sendline.engine.automations import Automations, fold_keyword, load_definition
@@ -144,7 +146,7 @@ def on_added_many(
     """`on_tag_added` / `on_list_subscribed` for many (contact id, tag or list name) pairs
     at once (a CSV import's batch): one query finds the listening automations, one batched
     insert enrolls."""
-    found: dict[str | None, list[tuple[Automation, AutomationDefinition]]] = {}
+    found: dict[str | None, list[tuple[Listener, AutomationDefinition]]] = {}
     for pair in listening(session, account_id, trigger_type, None, any_key=True) if added else []:
         found.setdefault(pair[0].trigger_key, []).append(pair)
     rows = [
@@ -183,7 +185,15 @@ _WAKE = (
     .execution_options(synchronize_session=False)
 )
 _LISTENING_ANY = (
-    select(Automation, AutomationVersion.definition)
+    select(
+        Automation.id,
+        Automation.account_id,
+        Automation.name,
+        Automation.status,
+        Automation.current_version_id,
+        Automation.trigger_key,
+        AutomationVersion.definition,
+    )
     .join(AutomationVersion, AutomationVersion.id == Automation.current_version_id)
     .where(
         Automation.account_id == bindparam("account_id"),
@@ -197,8 +207,18 @@ _LISTENING = _LISTENING_ANY.where(Automation.trigger_key == bindparam("key"))
 
 def wake_runs(session: Session, contact_id: int, *, now: datetime) -> int:
     """Make the contact's sleeping runs due now, so their goals are checked again."""
-    result = session.execute(_WAKE, {"b_contact_id": contact_id, "b_now": now})
+    result = _core(session).execute(_WAKE, {"b_contact_id": contact_id, "b_now": now})
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _core(session: Session) -> Connection:
+    """The session's connection, for a statement that needs nothing from the ORM (no
+    objects to load or synchronize): run there, it skips the ORM's bulk machinery, which
+    costs more than the statement itself (about 0.2 ms for the wake-up, 0.5 ms for a
+    run's insert on SQLite). Pending ORM changes are flushed first, as the session's
+    autoflush would have, so statements still run in the order the code wrote them."""
+    session.flush()
+    return session.connection()
 
 
 # -- bulk and scheduled --------------------------------------------------------------
@@ -255,17 +275,33 @@ def start_bulk(
 # -- internals -----------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Listener:
+    """An active automation listening for a trigger: what enrolling needs of it, read as
+    plain columns (loading ORM objects cost more than the query, on every event)."""
+
+    id: int
+    account_id: int
+    name: str
+    status: str
+    current_version_id: int
+    trigger_key: str | None
+
+
 def listening(
     session: Session, account_id: int, trigger_type: str, key: str | None, *, any_key: bool = False
-) -> list[tuple[Automation, AutomationDefinition]]:
+) -> list[tuple[Listener, AutomationDefinition]]:
     query = _LISTENING_ANY if any_key else _LISTENING
     params = {"account_id": account_id, "trigger_type": trigger_type, "key": key}
-    return [(a, load_definition(d)) for a, d in session.execute(query, params).all()]
+    return [
+        (Listener(*row[:6]), load_definition(row[6]))
+        for row in _core(session).execute(query, params).all()
+    ]
 
 
 def _enroll_each(
     session: Session,
-    found: Sequence[tuple[Automation, AutomationDefinition]],
+    found: Sequence[tuple[Listener, AutomationDefinition]],
     contact_id: int,
     *,
     now: datetime,
@@ -288,7 +324,7 @@ def _enroll_each(
 
 
 def run_row(
-    automation: Automation,
+    automation: Automation | Listener,
     definition: AutomationDefinition,
     contact_id: int,
     *,
@@ -324,7 +360,10 @@ def run_row(
 def insert_runs(session: Session, rows: list[dict[str, Any]]) -> int:
     if not rows:
         return 0
-    inserted = session.execute(_insert(session).returning(AutomationRun.id), rows)
+    # Counted by RETURNING, not rowcount: ON CONFLICT DO NOTHING skips enrolled contacts,
+    # and rowcount over an executemany is not reliable on every driver.
+    statement = _INSERTS_RETURNING[session.get_bind().dialect.name]
+    inserted = _core(session).execute(statement, rows)
     return len(inserted.all())
 
 
@@ -342,6 +381,7 @@ def _skip_enrolled(module: Any) -> Insert:
 
 
 _INSERTS = {"postgresql": _skip_enrolled(postgresql), "sqlite": _skip_enrolled(sqlite)}
+_INSERTS_RETURNING = {name: insert.returning(AutomationRun.id) for name, insert in _INSERTS.items()}
 
 
 def _changed_to(definition: AutomationDefinition, value: Any) -> bool:

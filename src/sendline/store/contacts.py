@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -37,10 +37,15 @@ from sendline.store.models import (
     ListMember,
 )
 
-# Built once: an event or a reply checks its contact on every call.
+# Built once: an event or a reply checks its contact on every call, and an API event
+# names it by id. Building a statement and its cache key costs more than running it.
 _IN_ACCOUNT = select(Contact.id).where(
     Contact.id == bindparam("contact_id"), Contact.account_id == bindparam("account_id")
 )
+_BY_ID = select(Contact).where(
+    Contact.id == bindparam("contact_id"), Contact.account_id == bindparam("account_id")
+)
+_RESOLVED = "sendline.contacts.resolved"  # session.info: (transaction, Contact) last loaded
 
 
 class Contacts:
@@ -54,16 +59,35 @@ class Contacts:
 
     def require(self, contact_id: int) -> None:
         """Raise NotFound unless the contact is in this account (without loading it)."""
+        if self._loaded_here(contact_id):
+            return
         found = self._session.execute(
             _IN_ACCOUNT, {"contact_id": contact_id, "account_id": self.account_id}
         ).first()
         if found is None:
             raise NotFound(f"no contact {contact_id} in this account")
 
+    def _loaded_here(self, contact_id: int) -> bool:
+        """`_by_id` loaded this contact of this account in the session's current
+        transaction, and it is still persistent (not deleted since): the query `require`
+        runs could only say the same. An event resolves its contact, then records the
+        event, which requires it again. Only the same transaction counts: the session
+        keeps objects across commits (`expire_on_commit=False`), and another transaction
+        may have deleted the contact since. Within the transaction, a concurrent delete
+        on PostgreSQL can land after either read alike; the run's foreign key holds."""
+        seen = self._session.info.get(_RESOLVED)
+        if seen is None:
+            return False
+        transaction, contact = seen
+        return (
+            transaction is self._session.get_transaction()
+            and contact.id == contact_id
+            and contact.account_id == self.account_id
+            and inspect(contact).persistent
+        )
+
     def get(self, contact_id: int) -> Contact:
-        contact = self._session.scalars(
-            select(Contact).where(Contact.id == contact_id, Contact.account_id == self.account_id)
-        ).first()
+        contact = self._by_id(contact_id)
         if contact is None:
             raise NotFound(f"no contact {contact_id} in this account")
         return contact
@@ -82,7 +106,7 @@ class Contacts:
         contact: Contact | None = None
         number = parse_id(ref)
         if number is not None:
-            contact = self._first(Contact.id == number)
+            contact = self._by_id(number)
         if contact is None and "@" in ref:
             contact = self.find_by_email(ref)
         if contact is None and "@" not in ref:
@@ -113,6 +137,13 @@ class Contacts:
             last_id = batch[-1].id
             for contact in batch:  # keep the session's identity map from growing
                 self._session.expunge(contact)
+
+    def _by_id(self, contact_id: int) -> Contact | None:
+        params = {"contact_id": contact_id, "account_id": self.account_id}
+        contact = self._session.scalars(_BY_ID, params).first()
+        if contact is not None:
+            self._session.info[_RESOLVED] = (self._session.get_transaction(), contact)
+        return contact
 
     def _first(self, *conditions: Any) -> Contact | None:
         query = select(Contact).where(Contact.account_id == self.account_id, *conditions)

@@ -15,9 +15,11 @@ from __future__ import annotations
 import fcntl
 import random
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +55,7 @@ def create_engine_for(url: str, **kwargs: Any) -> Engine:
             parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs
         )
         event.listen(engine, "connect", _sqlite_on_connect)
-        event.listen(engine, "begin", _sqlite_on_begin)
+        event.listen(engine, "begin", partial(_sqlite_on_begin, threading.Lock()))
         return engine
     if parsed.get_backend_name() == "postgresql":
         engine = create_engine(parsed, pool_pre_ping=True, **kwargs)
@@ -80,11 +82,16 @@ def _postgres_on_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.adapters.register_dumper(IdList, ListBinaryDumper)
 
 
-def _sqlite_on_begin(connection: Connection) -> None:
-    begin_immediate(connection.connection.dbapi_connection)
+def _sqlite_on_begin(pollers: threading.Lock, connection: Connection) -> None:
+    begin_immediate(connection.connection.dbapi_connection, pollers=pollers)
 
 
-def begin_immediate(dbapi_connection: Any, timeout: float = SQLITE_BUSY_TIMEOUT_MS / 1000) -> None:
+def begin_immediate(
+    dbapi_connection: Any,
+    timeout: float = SQLITE_BUSY_TIMEOUT_MS / 1000,
+    *,
+    pollers: threading.Lock | None = None,
+) -> None:
     """`BEGIN IMMEDIATE`, waiting for the write lock in short, jittered polls.
 
     Why not SQLite's own busy handler: it sleeps longer after each failed try (1, 2, 5
@@ -94,12 +101,18 @@ def begin_immediate(dbapi_connection: Any, timeout: float = SQLITE_BUSY_TIMEOUT_
     waited for seconds: the event-to-send latency's tail. Polling every ~1 ms gives every
     writer the same chance. The handler stays on for the statements that follow (WAL
     rarely makes them wait, but a checkpoint or recovery can), only not for the BEGIN.
+
+    `pollers` (one per engine): of the threads of this process that found the lock
+    taken, only the one holding `pollers` polls; the others wait on it, asleep. Forty
+    API threads polling at once each threw and caught an error every millisecond, and
+    that doubled the CPU of a request from 8 to 32 connections. Other processes (the
+    worker) still poll on their own, so they keep their chance at the lock.
     """
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA busy_timeout=0")
         try:
-            _poll_for_write_lock(cursor, timeout)
+            _take_write_lock(cursor, timeout, pollers)
         finally:
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     except sqlite3.Error as exc:
@@ -110,8 +123,31 @@ def begin_immediate(dbapi_connection: Any, timeout: float = SQLITE_BUSY_TIMEOUT_
         cursor.close()
 
 
-def _poll_for_write_lock(cursor: Any, timeout: float) -> None:
+def _take_write_lock(cursor: Any, timeout: float, pollers: threading.Lock | None) -> None:
     deadline = time.monotonic() + timeout
+    if pollers is None:
+        _poll_for_write_lock(cursor, deadline)
+    elif not _try_write_lock(cursor, deadline):
+        if not pollers.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            _poll_for_write_lock(cursor, deadline)  # past the deadline: one try, or BUSY
+            return
+        try:
+            _poll_for_write_lock(cursor, deadline)
+        finally:
+            pollers.release()
+
+
+def _try_write_lock(cursor: Any, deadline: float) -> bool:
+    try:
+        cursor.execute("BEGIN IMMEDIATE")
+        return True
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+            raise
+        return False
+
+
+def _poll_for_write_lock(cursor: Any, deadline: float) -> None:
     while True:
         try:
             cursor.execute("BEGIN IMMEDIATE")
