@@ -19,6 +19,7 @@ from sendline.bootstrap import Runtime
 from sendline.config import Settings
 from sendline.services import automations, idempotency
 from sendline.services.api_keys import list_keys
+from sendline.store.api_models import IdempotencyKey
 from sendline.store.engine_models import AutomationRun
 from tests.api.conftest import Tenant
 from tests.api.test_v1 import SHIP, problem_of
@@ -183,3 +184,29 @@ def test_it_purges_only_answers_past_their_24_hours(
     assert idempotency.purge_expired(session_factory, start + timedelta(hours=25)) == 1
     later = start + timedelta(hours=25)
     assert idempotency.begin(session_factory, key_id, "new", "h", later).action == "replay"
+
+
+def test_it_never_stores_a_secret_shown_once(
+    keyed_client: TestClient, acme: Tenant, session: Session
+) -> None:
+    """A signing secret is in the first answer only: a replay gets a notice, the
+    idempotency table never holds the secret, and one endpoint exists."""
+    request = {
+        "headers": {**acme.headers, "Idempotency-Key": "hook-1"},
+        "json": {"url": "https://hooks.acme.example/in", "events": ["message.status"]},
+    }
+    first = keyed_client.post("/api/v1/webhooks", **request)
+    assert first.status_code == 201, first.text
+    assert first.headers["cache-control"] == "no-store"
+    secret = first.json()["secret"]
+
+    again = keyed_client.post("/api/v1/webhooks", **request)
+
+    notice = problem_of(again, 409, "idempotency_key_used")
+    assert "(201)" in notice["detail"] and secret not in again.text
+    session.expire_all()
+    stored = session.scalars(select(IdempotencyKey.body)).all()
+    assert stored and all(secret not in (body or "") for body in stored)
+    session.rollback()  # a read holds SQLite's write lock (BEGIN IMMEDIATE): let it go
+    listed = keyed_client.get("/api/v1/webhooks", headers=acme.headers).json()["data"]
+    assert len(listed) == 1

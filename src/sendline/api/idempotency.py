@@ -20,7 +20,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sendline.api.problems import problem, problem_for
+from sendline.api.problems import PROBLEM_JSON, problem, problem_for
+from sendline.api.shown_once import NO_STORE
 from sendline.errors import SendlineError
 from sendline.services import idempotency
 from sendline.services.api_keys import Caller, authenticate
@@ -121,15 +122,16 @@ class IdempotencyMiddleware:
     ) -> None:
         status = 500
         content_type = "application/json"
+        secret = False
         chunks: list[bytes] = []
 
         async def capture(message: Message) -> None:
-            nonlocal status, content_type
+            nonlocal status, content_type, secret
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-                content_type = Headers(raw=message.get("headers", [])).get(
-                    "content-type", content_type
-                )
+                headers = Headers(raw=message.get("headers", []))
+                content_type = headers.get("content-type", content_type)
+                secret = NO_STORE in headers.get("cache-control", "")
             elif message["type"] == "http.response.body":
                 chunks.append(bytes(message.get("body", b"")))
             await send(message)
@@ -139,9 +141,24 @@ class IdempotencyMiddleware:
         finally:
             # Even when the app raised (status stays 500): the key is let go, so a retry
             # with it runs the request instead of waiting for an answer never stored.
-            await run_in_threadpool(
-                idempotency.finish, self._sessions, row_id, status, content_type, b"".join(chunks)
-            )
+            stored = (status, content_type, b"".join(chunks))
+            if secret and status < 300:
+                stored = _secret_notice(status)
+            await run_in_threadpool(idempotency.finish, self._sessions, row_id, *stored)
+
+
+def _secret_notice(status: int) -> tuple[int, str, bytes]:
+    """What a replay gets in place of an answer that held a secret shown once (an API
+    key, a signing secret): storing it would keep the secret in clear for 24 hours. The
+    request is still done once; the client reads the object, or rotates its secret."""
+    notice = problem(
+        409,
+        "idempotency_key_used",
+        f"the first request with this Idempotency-Key succeeded ({status}); its answer "
+        "held a secret shown once, which is never stored: read the object, or use a new key",
+        field="Idempotency-Key",
+    )
+    return 409, PROBLEM_JSON, bytes(notice.body)
 
 
 def _applies(scope: Scope) -> bool:

@@ -11,10 +11,11 @@ they reach every account here and none on the account routes.
 from datetime import date, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session, sessionmaker
 
+from sendline.api.shown_once import shown_once
 from sendline.api.v1.account import PLAIN_TEXT, AccountChangeIn, AccountOut, account_out
 from sendline.api.v1.auth import Authenticator
 from sendline.api.v1.pages import Cursor, Limit, Page, before_id, page_of
@@ -93,9 +94,10 @@ def router(sessions: sessionmaker[Session], auth: Authenticator) -> APIRouter:
         return account_out(update_account(sessions, account_id, change.changes()))
 
     @routes.post("/accounts/{account_id}/keys", status_code=201, response_model=KeyOut)
-    def post_key(account_id: ObjectId, key: KeyIn, _admin: Admin) -> KeyOut:
+    def post_key(account_id: ObjectId, key: KeyIn, _admin: Admin, response: Response) -> KeyOut:
         """Create an API key for the account, as `sendline keys create`. The full key
         is in this answer only."""
+        shown_once(response)
         created = create_key(sessions, account_id, key.name)
         view = created.view
         assert view.account_id is not None  # an account's key, by construction

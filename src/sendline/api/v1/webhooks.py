@@ -9,10 +9,11 @@ no other route returns it. Another account's endpoint is 404 on every route.
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session, sessionmaker
 
+from sendline.api.shown_once import shown_once
 from sendline.api.v1.auth import Authenticator
 from sendline.api.v1.pages import Cursor, Limit, Page, before_id, page_of
 from sendline.api.v1.params import ObjectId
@@ -114,9 +115,12 @@ def router(sessions: sessionmaker[Session], auth: Authenticator, settings: Setti
     Account = Annotated[int, Depends(auth.account_id)]
 
     @routes.post("/webhooks", status_code=201, response_model=WebhookCreatedOut)
-    def create_webhook(body: WebhookIn, account_id: Account) -> WebhookCreatedOut:
+    def create_webhook(
+        body: WebhookIn, account_id: Account, response: Response
+    ) -> WebhookCreatedOut:
         """Register an endpoint. The answer holds its signing secret (`whsec_...`):
         store it now, it is never shown again. It hears events from now on."""
+        shown_once(response)
         created = webhooks.create_webhook(sessions, settings, account_id, body.url, body.events)
         return created_out(created)
 
@@ -155,9 +159,12 @@ def router(sessions: sessionmaker[Session], auth: Authenticator, settings: Setti
         return webhook_out(webhooks.delete_webhook(sessions, account_id, webhook_id))
 
     @routes.post("/webhooks/{webhook_id}/rotate-secret", response_model=WebhookCreatedOut)
-    def rotate_secret(webhook_id: ObjectId, account_id: Account) -> WebhookCreatedOut:
+    def rotate_secret(
+        webhook_id: ObjectId, account_id: Account, response: Response
+    ) -> WebhookCreatedOut:
         """A new signing secret, shown once; deliveries are signed with it from now on
         and the old one stops working at once."""
+        shown_once(response)
         return created_out(webhooks.rotate_secret(sessions, settings, account_id, webhook_id))
 
     @routes.get("/webhooks/{webhook_id}/deliveries", response_model=Page[DeliveryOut])
