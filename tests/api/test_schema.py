@@ -68,7 +68,7 @@ schema = _served_schema()
 
 @schema.parametrize()
 @settings(
-    max_examples=30,
+    max_examples=12,
     deadline=None,
     suppress_health_check=list(HealthCheck),
     derandomize=True,
