@@ -66,7 +66,7 @@ def test_it_refuses_a_contact_without_email_or_phone_naming_the_field(
 
 def test_it_refuses_a_duplicate_phone_with_409(client: TestClient, acme: Tenant) -> None:
     response = client.post(f"{V1}/contacts", headers=acme.headers, json={"phone": "4158675309"})
-    problem_of(response, 409, "conflict")
+    assert problem_of(response, 409, "conflict")["field"] == "phone"
 
 
 def test_it_searches_by_phone_email_tag_list_and_consent_newest_first(

@@ -234,7 +234,7 @@ class Contacts:
                 continue
             other = self._first(column == value)
             if other is not None and (current is None or other.id != current.id):
-                raise Conflict(f"contact {other.id} already has this {what} ({value})")
+                raise Conflict(f"contact {other.id} already has this {what} ({value})", field=what)
 
     def _flush(self) -> None:
         try:
