@@ -102,7 +102,12 @@ def main() -> None:
             "  .venv/bin/sendline sandbox reply +14155550101 STOP\n"
             "  .venv/bin/sendline contacts consent-history ada@example.com\n"
             "  .venv/bin/sendline check message 'Our “big” sale: bit.ly/x'\n"
-            f"  curl http://{settings.host}:{settings.port}/readyz",
+            f"  curl http://{settings.host}:{settings.port}/readyz\n\n"
+            "The HTTP API (reference at "
+            f"http://{settings.host}:{settings.port}/docs):\n"
+            f"  .venv/bin/sendline keys create {ACCOUNT} --name me\n"
+            "  curl -H 'Authorization: Bearer sl_live_...' "
+            f"http://{settings.host}:{settings.port}/api/v1/messages",
             title="Sendline",
         )
     )
