@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.config import Settings
 from sendline.services import automations, contacts, credits, providers, webhooks
+from sendline.services.api_keys import list_keys
 from sendline.services.inbox import receive_text
 from sendline.store.import_models import ImportJob
 from sendline.store.models import Account, Base, Contact
@@ -66,6 +67,7 @@ ACME_TWILIO = {
 # Operations aimed at B's objects (by path or body): each must be a 404.
 TARGETED: dict[tuple[str, str], Call] = {
     ("POST", "/api/v1/events"): lambda b: {"json": {"name": "shipped", "contact_id": b.contact_id}},
+    ("DELETE", "/api/v1/keys/{key_id}"): NOTHING,
     ("GET", "/api/v1/contacts/{contact_id}"): NOTHING,
     ("PATCH", "/api/v1/contacts/{contact_id}"): lambda b: {"json": {"first_name": "Eve"}},
     ("DELETE", "/api/v1/contacts/{contact_id}"): NOTHING,
@@ -111,6 +113,7 @@ TARGETED: dict[tuple[str, str], Call] = {
 # data: A gets an answer, and nothing of B's may appear in it.
 OWN_ACCOUNT: dict[tuple[str, str], Call] = {
     ("GET", "/api/v1/account"): NOTHING,
+    ("GET", "/api/v1/keys"): NOTHING,
     ("GET", "/api/v1/contacts"): lambda b: {"params": {"phone": B_PHONE}},
     ("POST", "/api/v1/contacts"): lambda b: {"json": {"phone": "+14155550199"}},
     ("GET", "/api/v1/contacts/export"): NOTHING,
@@ -203,6 +206,7 @@ def _b_objects(sessions: sessionmaker[Session], session: Session, globex: Tenant
             "contact_id": contact_id,
             "automation_id": automation.id,
             "import_id": import_id,
+            "key_id": list_keys(sessions, account_id)[0].id,
             "provider_id": provider.provider.id,
         },
         contact_id=contact_id,

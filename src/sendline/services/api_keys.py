@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sendline.errors import InvalidInput, NotFound, SendlineError
 from sendline.services import AccountRef, resolve_account
 from sendline.store.engine_models import ApiKey
-from sendline.store.ids import parse_id
+from sendline.store.ids import is_id, parse_id
 
 KEY_PREFIX = "sl_live_"
 SHOWN_CHARS = len(KEY_PREFIX) + 4  # `sl_live_AbCd`: enough to recognise, too few to guess
@@ -114,7 +114,7 @@ def create_key(
         return CreatedKey(raw, _view(row))
 
 
-def list_keys(sessions: sessionmaker[Session], account: str) -> list[ApiKeyView]:
+def list_keys(sessions: sessionmaker[Session], account: AccountRef) -> list[ApiKeyView]:
     """The account's keys, revoked ones included, oldest first."""
     with sessions.begin() as session:
         owner = resolve_account(session, account)
@@ -158,3 +158,36 @@ def authenticate(
         if row.last_used_at is None or moment - row.last_used_at >= TOUCH_EVERY:
             row.last_used_at = moment
         return Caller(row.id, row.account_id, row.kind)
+
+
+def key_page(
+    sessions: sessionmaker[Session], account_id: int, *, limit: int, before_id: int | None
+) -> list[ApiKeyView]:
+    """The account's keys, revoked ones included, newest first (a page of the API's)."""
+    with sessions.begin() as session:
+        owner = resolve_account(session, account_id)
+        query = select(ApiKey).where(ApiKey.account_id == owner.id)
+        if before_id is not None:
+            query = query.where(ApiKey.id < before_id)
+        rows = session.scalars(query.order_by(ApiKey.id.desc()).limit(limit))
+        return [_view(row) for row in rows]
+
+
+def revoke_account_key(
+    sessions: sessionmaker[Session],
+    account_id: int | None,
+    key_id: int,
+    *,
+    now: datetime | None = None,
+) -> ApiKeyView:
+    """Revoke key `key_id` of account `account_id` (None: the operator, any key). Another
+    account's key is NotFound, as one that does not exist; revoking twice changes
+    nothing. A key may revoke itself: its next request is a 401."""
+    with sessions.begin() as session:
+        row = session.get(ApiKey, key_id) if is_id(key_id) else None
+        if row is None or (account_id is not None and row.account_id != account_id):
+            raise NotFound(f"no API key {key_id} in this account")
+        if row.revoked_at is None:
+            row.revoked_at = now or datetime.now(UTC)
+        session.flush()
+        return _view(row)

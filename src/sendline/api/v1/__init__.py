@@ -15,6 +15,7 @@ from sendline.api.v1 import (
     credits,
     events,
     inbound,
+    keys,
     messages,
     providers,
     webhooks,
@@ -30,6 +31,7 @@ def v1_router(sessions: sessionmaker[Session], settings: Settings) -> APIRouter:
     router = APIRouter(prefix=PREFIX, responses=API_RESPONSES)
     router.include_router(account.router(sessions, authenticator))
     router.include_router(events.router(sessions, authenticator))
+    router.include_router(keys.router(sessions, authenticator))
     router.include_router(webhooks.router(sessions, authenticator, settings))
     router.include_router(messages.router(sessions, authenticator, settings))
     router.include_router(inbound.router(sessions, authenticator))

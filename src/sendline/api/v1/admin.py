@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sendline.api.shown_once import shown_once
 from sendline.api.v1.account import PLAIN_TEXT, AccountChangeIn, AccountOut, account_out
 from sendline.api.v1.auth import Authenticator
+from sendline.api.v1.keys import KeyViewOut, key_out
 from sendline.api.v1.pages import Cursor, Limit, Page, before_id, page_of
 from sendline.api.v1.params import ObjectId
 from sendline.services.accounts import (
@@ -26,7 +27,7 @@ from sendline.services.accounts import (
     parse_changes,
     update_account,
 )
-from sendline.services.api_keys import MAX_NAME, Caller, create_key
+from sendline.services.api_keys import MAX_NAME, Caller, create_key, key_page, revoke_account_key
 
 PLAN = {"product_line", "tier", "sms_addon", "last_purchase_on"}
 
@@ -110,5 +111,18 @@ def router(sessions: sessionmaker[Session], auth: Authenticator) -> APIRouter:
             created_at=view.created_at,
             key=created.key,
         )
+
+    @routes.get("/accounts/{account_id}/keys", response_model=Page[KeyViewOut])
+    def get_keys(
+        account_id: ObjectId, _admin: Admin, limit: Limit = 50, cursor: Cursor = None
+    ) -> Page[KeyViewOut]:
+        """An account's keys, revoked ones included, newest first."""
+        views = key_page(sessions, account_id, limit=limit + 1, before_id=before_id(cursor))
+        return page_of(views, limit, key_out, lambda view: view.id)
+
+    @routes.delete("/keys/{key_id}", response_model=KeyViewOut)
+    def delete_key(key_id: ObjectId, _admin: Admin) -> KeyViewOut:
+        """Revoke any key at once, an admin key included (`sendline keys revoke`)."""
+        return key_out(revoke_account_key(sessions, None, key_id))
 
     return routes
