@@ -34,6 +34,7 @@ from sendline.store.batch_writes import update_rows
 from sendline.store.credits import Credits
 from sendline.store.engine_models import MESSAGE_STATUSES, Message
 from sendline.store.ids import is_id
+from sendline.store.keyset import newest_first
 from sendline.store.models import Account, Contact
 from sendline.store.settlement import SHARE_COLUMNS, settle_shares
 
@@ -283,8 +284,6 @@ def find_messages(
         .outerjoin(Contact, Contact.id == Message.contact_id)
         .where(Message.account_id == account_id)
     )
-    if where.before_id is not None:
-        query = query.where(Message.id < where.before_id)
     if where.status is not None:
         query = query.where(Message.status == _named(where.status, MESSAGE_STATUSES, "status"))
     if where.reason is not None:
@@ -297,7 +296,7 @@ def find_messages(
         query = query.where(Message.created_at >= where.created_after)
     if where.created_before is not None:
         query = query.where(Message.created_at < where.created_before)
-    return session.execute(query.order_by(Message.id.desc()).limit(limit)).all()
+    return session.execute(newest_first(query, Message.id, where.before_id, limit)).all()
 
 
 def _named(value: str, allowed: Sequence[str], field: str) -> str:

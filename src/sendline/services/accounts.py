@@ -27,6 +27,7 @@ from sendline.store.accounts import (
 )
 from sendline.store.credit_values import Balance
 from sendline.store.credits import Credits
+from sendline.store.keyset import newest_first
 from sendline.store.models import Account
 from sendline.store.monthly import MonthlyResult, check_period, grant_monthly
 
@@ -285,9 +286,7 @@ def account_page(
 ) -> list[AccountView]:
     """Up to `limit` accounts, newest first, with ids below `before_id` (a page of
     the operator's list; the API fetches one more to know whether a page follows)."""
-    query = select(Account).order_by(Account.id.desc()).limit(limit)
-    if before_id is not None:
-        query = query.where(Account.id < before_id)
+    query = newest_first(select(Account), Account.id, before_id, limit)
     with sessions.begin() as session:
         return [view_of(session, account) for account in session.scalars(query)]
 

@@ -21,6 +21,7 @@ from sendline.errors import InvalidInput, NotFound, SendlineError
 from sendline.services import AccountRef, resolve_account
 from sendline.store.engine_models import ApiKey
 from sendline.store.ids import is_id, parse_id
+from sendline.store.keyset import newest_first
 
 KEY_PREFIX = "sl_live_"
 SHOWN_CHARS = len(KEY_PREFIX) + 4  # `sl_live_AbCd`: enough to recognise, too few to guess
@@ -167,9 +168,7 @@ def key_page(
     with sessions.begin() as session:
         owner = resolve_account(session, account_id)
         query = select(ApiKey).where(ApiKey.account_id == owner.id)
-        if before_id is not None:
-            query = query.where(ApiKey.id < before_id)
-        rows = session.scalars(query.order_by(ApiKey.id.desc()).limit(limit))
+        rows = session.scalars(newest_first(query, ApiKey.id, before_id, limit))
         return [_view(row) for row in rows]
 
 

@@ -27,6 +27,7 @@ from sendline.services.contacts import (
 from sendline.sms.phone import check_phone
 from sendline.store.contact_values import normalize_email
 from sendline.store.contacts import Contacts
+from sendline.store.keyset import newest_first
 from sendline.store.models import ConsentEvent, Contact, ContactList, ContactTag, ListMember
 
 
@@ -69,9 +70,7 @@ def search_contacts(
         query = _filtered(session, account_id, where)
         if query is None:
             return []
-        if before is not None:
-            query = query.where(Contact.id < before)
-        query = query.order_by(Contact.id.desc()).limit(limit + 1)
+        query = newest_first(query, Contact.id, before, limit + 1)
         rows: list[Contact] = list(session.scalars(query))
         return _views(session, rows)
 
@@ -110,9 +109,7 @@ def list_counts(
         query = select(ContactList.id, ContactList.name, ContactList.created_at, members).where(
             ContactList.account_id == account_id
         )
-        if before is not None:
-            query = query.where(ContactList.id < before)
-        rows = session.execute(query.order_by(ContactList.id.desc()).limit(limit + 1))
+        rows = session.execute(newest_first(query, ContactList.id, before, limit + 1))
         return [ListCount(i, name, int(count), at) for i, name, at, count in rows]
 
 
@@ -126,9 +123,7 @@ def consent_page(
         query = select(ConsentEvent).where(
             ConsentEvent.account_id == contacts.account_id, ConsentEvent.contact_id == person.id
         )
-        if before is not None:
-            query = query.where(ConsentEvent.id < before)
-        events = session.scalars(query.order_by(ConsentEvent.id.desc()).limit(limit + 1))
+        events = session.scalars(newest_first(query, ConsentEvent.id, before, limit + 1))
         return [_record(event) for event in events]
 
 

@@ -17,6 +17,7 @@ from sendline.errors import InvalidInput
 from sendline.services import AccountRef, resolve_account
 from sendline.store.credit_values import Balance, LedgerAudit
 from sendline.store.credits import Credits
+from sendline.store.keyset import newest_first
 from sendline.store.models import LedgerEntry
 
 MAX_ENTRIES = 10_000
@@ -66,14 +67,8 @@ def ledger_page(
     does)."""
     with sessions.begin() as session:
         account = resolve_account(session, account_ref)
-        query = (
-            select(LedgerEntry)
-            .where(LedgerEntry.account_id == account.id)
-            .order_by(LedgerEntry.id.desc())
-            .limit(limit)
-        )
-        if before_id is not None:
-            query = query.where(LedgerEntry.id < before_id)
+        query = select(LedgerEntry).where(LedgerEntry.account_id == account.id)
+        query = newest_first(query, LedgerEntry.id, before_id, limit)
         return [_line(entry) for entry in session.scalars(query)]
 
 

@@ -50,6 +50,7 @@ from sendline.services.import_runner import (
 )
 from sendline.store.contacts import Contacts
 from sendline.store.import_models import ImportJob
+from sendline.store.keyset import newest_first
 
 Sessions = sessionmaker[Session]
 SNIFF_BYTES = 64 << 10
@@ -199,9 +200,7 @@ def list_imports(
     with sessions.begin() as session:
         account_id = resolve_account(session, account).id
         query = select(ImportJob).where(ImportJob.account_id == account_id)
-        if before is not None:
-            query = query.where(ImportJob.id < before)
-        jobs = list(session.scalars(query.order_by(ImportJob.id.desc()).limit(limit + 1)))
+        jobs = list(session.scalars(newest_first(query, ImportJob.id, before, limit + 1)))
         _fail_abandoned(jobs)
         return [_live_view(job) for job in jobs]
 

@@ -19,6 +19,7 @@ from sendline.sms.phone import check_phone
 from sendline.store.accounts import Accounts
 from sendline.store.engine_models import InboundMessage
 from sendline.store.ids import is_id
+from sendline.store.keyset import newest_first
 
 MAX_LIST = 1000
 
@@ -122,14 +123,12 @@ def page_inbound(
     with sessions.begin() as session:
         owner = resolve_account(session, account)
         query = select(InboundMessage).where(InboundMessage.account_id == owner.id)
-        if before_id is not None:
-            query = query.where(InboundMessage.id < before_id)
         if contact_id is not None:
             query = query.where(InboundMessage.contact_id == contact_id)
         if review is not None:
             awaiting = and_(InboundMessage.action == "review", InboundMessage.reviewed_at.is_(None))
             query = query.where(awaiting if review else not_(awaiting))
-        query = query.order_by(InboundMessage.id.desc()).limit(limit)
+        query = newest_first(query, InboundMessage.id, before_id, limit)
         return [view_of(row) for row in session.scalars(query)]
 
 

@@ -30,6 +30,7 @@ from sendline.errors import InvalidInput, NotFound
 from sendline.services import AccountRef, resolve_account
 from sendline.store.event_models import EVENT_KINDS, AccountEvent
 from sendline.store.ids import parse_id
+from sendline.store.keyset import newest_first
 from sendline.store.secret_box import SecretBox
 from sendline.store.webhook_models import MAX_URL, WebhookDelivery, WebhookEndpoint
 from sendline.webhook_signature import SECRET_PREFIX
@@ -209,9 +210,7 @@ def list_webhooks(
     with sessions.begin() as session:
         owner = resolve_account(session, account)
         query = select(WebhookEndpoint).where(WebhookEndpoint.account_id == owner.id)
-        if before_id is not None:
-            query = query.where(WebhookEndpoint.id < before_id)
-        rows = session.scalars(query.order_by(WebhookEndpoint.id.desc()).limit(limit))
+        rows = session.scalars(newest_first(query, WebhookEndpoint.id, before_id, limit))
         return [view_of(row) for row in rows]
 
 
@@ -299,7 +298,5 @@ def list_deliveries(
         owner = None if any_account else resolve_account(session, account).id
         row = _find(session, owner, endpoint)
         query = select(WebhookDelivery).where(WebhookDelivery.endpoint_id == row.id)
-        if before_id is not None:
-            query = query.where(WebhookDelivery.id < before_id)
-        rows = session.scalars(query.order_by(WebhookDelivery.id.desc()).limit(limit))
+        rows = session.scalars(newest_first(query, WebhookDelivery.id, before_id, limit))
         return [_delivery_view(delivery) for delivery in rows]
