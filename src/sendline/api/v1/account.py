@@ -25,6 +25,7 @@ from sendline.services.accounts import (
     update_account,
 )
 from sendline.store.accounts import MAX_RATE
+from sendline.store.credit_values import Balance
 
 # Text a user gives that is stored: no NUL (PostgreSQL refuses it in text, which would
 # be a 500) and no other control character but tab and line ends.
@@ -42,11 +43,23 @@ def text_field(max_length: int, description: str, *, min_length: int = 0) -> Any
     )
 
 
-class Credits(BaseModel):
+class BalanceOut(BaseModel):
+    """Credits: `available` = `free` + `purchased`; `reserved` are held for messages
+    queued and not yet settled."""
+
     free: int
     purchased: int
     reserved: int
     available: int
+
+
+def balance_out(balance: Balance) -> BalanceOut:
+    return BalanceOut(
+        free=balance.free,
+        purchased=balance.purchased,
+        reserved=balance.reserved,
+        available=balance.available,
+    )
 
 
 class AccountOut(BaseModel):
@@ -61,7 +74,7 @@ class AccountOut(BaseModel):
     sms_addon: bool
     sms_state: str
     monthly_free_credits: int
-    credits: Credits
+    credits: BalanceOut
     quiet_hours: str  # the contact's local sending window, e.g. 08:00-21:00
     frequency_cap: int
     max_segments: int
@@ -109,7 +122,6 @@ class AccountChangeIn(AccountSettingsIn):
 
 
 def account_out(view: AccountView) -> AccountOut:
-    balance = view.balance
     return AccountOut(
         id=view.id,
         name=view.name,
@@ -120,12 +132,7 @@ def account_out(view: AccountView) -> AccountOut:
         sms_addon=view.sms_addon,
         sms_state=view.sms_state,
         monthly_free_credits=view.monthly_free_credits,
-        credits=Credits(
-            free=balance.free,
-            purchased=balance.purchased,
-            reserved=balance.reserved,
-            available=balance.available,
-        ),
+        credits=balance_out(view.balance),
         quiet_hours=view.window,
         frequency_cap=view.frequency_cap,
         max_segments=view.max_segments,

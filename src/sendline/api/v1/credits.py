@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session, sessionmaker
 
-from sendline.api.v1.account import PLAIN_TEXT
+from sendline.api.v1.account import PLAIN_TEXT, BalanceOut, balance_out
 from sendline.api.v1.auth import Authenticator
 from sendline.api.v1.pages import Cursor, Limit, Page, before_id, page_of
 from sendline.services.credits import (
@@ -22,18 +22,7 @@ from sendline.services.credits import (
     credit_statement,
     ledger_page,
 )
-from sendline.store.credit_values import Balance
 from sendline.store.credits import MAX_PURCHASE
-
-
-class BalanceOut(BaseModel):
-    """Credits: `available` = `free` + `purchased`; `reserved` are held for messages
-    queued and not yet settled."""
-
-    free: int
-    purchased: int
-    reserved: int
-    available: int
 
 
 class LedgerLineOut(BaseModel):
@@ -61,15 +50,6 @@ class PurchaseOut(BaseModel):
 
     entry: LedgerLineOut
     balance: BalanceOut
-
-
-def balance_out(balance: Balance) -> BalanceOut:
-    return BalanceOut(
-        free=balance.free,
-        purchased=balance.purchased,
-        reserved=balance.reserved,
-        available=balance.available,
-    )
 
 
 def line_out(line: LedgerLine) -> LedgerLineOut:
