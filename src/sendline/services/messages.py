@@ -42,7 +42,7 @@ from sendline.store.contacts import Contacts
 from sendline.store.engine_models import Message
 from sendline.store.event_models import AccountEvent
 from sendline.store.ids import is_id
-from sendline.store.models import Contact
+from sendline.store.models import Account, Contact
 
 __all__ = [
     "MAX_RELEASE",
@@ -262,17 +262,31 @@ def send_test(
     with sessions.begin() as session:
         owner = resolve_account(session, account)
         contact = _recipient(Contacts(session, owner.id), contact_id, phone)
-        ids: list[int] = []
-        Pipeline(owner, shorteners).queue_many(
-            session,
-            [(contact, SmsRequest(template=body, transactional=True))],
-            now,
-            before_insert=lambda rows: ids.extend(row["id"] for row in rows),
-        )
-        message = _message(session, owner.id, ids[0])
+        message = queue_test(session, owner, contact, body, now, shorteners)
         if message.status == "held":  # raising rolls the message back
             raise _refusal(message, field)
         return _lines(session, [message], now)[0]
+
+
+def queue_test(
+    session: Session,
+    account: Account,
+    contact: Contact,
+    body: str,
+    now: datetime,
+    shorteners: ShortenerList | None = None,
+) -> Message:
+    """One transactional message to `contact` through the whole send pipeline, as a
+    test send makes it: the stored row, queued or held (the caller refuses a held one,
+    and its raising rolls the row back)."""
+    ids: list[int] = []
+    Pipeline(account, shorteners).queue_many(
+        session,
+        [(contact, SmsRequest(template=body, transactional=True))],
+        now,
+        before_insert=lambda rows: ids.extend(row["id"] for row in rows),
+    )
+    return _message(session, account.id, ids[0])
 
 
 def _refusal(message: Message, contact_field: str) -> SendlineError:

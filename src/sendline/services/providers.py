@@ -22,7 +22,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.config import Settings
-from sendline.engine.pipeline import Pipeline, SmsRequest
 from sendline.errors import ConfigError, Conflict, InvalidInput, NotFound, SendlineError
 from sendline.masking import mask_phone, mask_secret
 from sendline.providers.configs import (
@@ -34,6 +33,7 @@ from sendline.providers.configs import (
     prepare_twilio,
 )
 from sendline.services import AccountRef, resolve_account
+from sendline.services.messages import queue_test
 from sendline.sms.phone import check_phone
 from sendline.store.contacts import Contacts
 from sendline.store.engine_models import Message, ProviderConfig
@@ -360,19 +360,12 @@ def send_test_message(
                 f"{account.name}; a test goes only to a consenting contact",
                 code="no_consent",
             )
-        ids: list[int] = []
-        request = SmsRequest(template=TEST_BODY, transactional=True)
-        Pipeline(account).queue_many(
-            session,
-            [(contact, request)],
-            now or datetime.now(UTC),
-            before_insert=lambda rows: ids.extend(row["id"] for row in rows),
-        )
-        message = session.get(Message, ids[0])
-        if message is None or message.status == "held":  # rolled back as it raises
-            why = message.detail if message is not None else "not created"
-            reason = message.held_reason if message is not None else None
-            raise SendlineError(f"the test message would be held: {why}", code=reason or "held")
+        message = queue_test(session, account, contact, TEST_BODY, now or datetime.now(UTC))
+        if message.status == "held":  # rolled back as it raises
+            raise SendlineError(
+                f"the test message would be held: {message.detail}",
+                code=message.held_reason or "held",
+            )
         chain = tuple(name_of(row) for row in account_providers(session, account.id))
         return QueuedTest(message.id, account.name, mask_phone(e164), chain)
 
