@@ -21,6 +21,7 @@ from sendline.api.v1 import (
     webhooks,
 )
 from sendline.api.v1.auth import Authenticator
+from sendline.bootstrap import operator_shorteners
 from sendline.config import Settings
 
 PREFIX = "/api/v1"
@@ -28,14 +29,15 @@ PREFIX = "/api/v1"
 
 def v1_router(sessions: sessionmaker[Session], settings: Settings) -> APIRouter:
     authenticator = Authenticator(sessions)
+    shorteners = operator_shorteners(settings)  # read once, for every route checking links
     router = APIRouter(prefix=PREFIX, responses=API_RESPONSES)
     router.include_router(account.router(sessions, authenticator))
     router.include_router(events.router(sessions, authenticator))
     router.include_router(keys.router(sessions, authenticator))
     router.include_router(webhooks.router(sessions, authenticator, settings))
-    router.include_router(messages.router(sessions, authenticator, settings))
+    router.include_router(messages.router(sessions, authenticator, shorteners))
     router.include_router(inbound.router(sessions, authenticator))
-    router.include_router(automations.router(sessions, authenticator, settings))
+    router.include_router(automations.router(sessions, authenticator, shorteners))
     router.include_router(contacts.router(sessions, authenticator, settings))
     router.include_router(credits.router(sessions, authenticator))
     router.include_router(providers.router(sessions, authenticator, settings))

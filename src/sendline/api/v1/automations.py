@@ -39,8 +39,6 @@ from sendline.api.v1.automation_models import (
 )
 from sendline.api.v1.pages import Cursor, Limit, Page, before_id, page_of
 from sendline.api.v1.params import ObjectId
-from sendline.bootstrap import operator_shorteners
-from sendline.config import Settings
 from sendline.services.automation_checks import DefinitionInvalid
 from sendline.services.automation_edits import (
     preflight_by_id,
@@ -55,6 +53,7 @@ from sendline.services.automation_pages import (
     page_versions,
 )
 from sendline.services.automations import Lifecycle, automation_schema, change_status
+from sendline.sms.links import ShortenerList
 from sendline.store.ids import MAX_ID
 
 DEFINITION = (
@@ -109,9 +108,11 @@ def refused(exc: DefinitionInvalid) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=422, media_type=PROBLEM_JSON)
 
 
-def router(sessions: sessionmaker[Session], auth: Authenticator, settings: Settings) -> APIRouter:
-    # R10: the operator's shortener list as the worker and the CLI see it.
-    shorteners = operator_shorteners(settings)
+def router(
+    sessions: sessionmaker[Session], auth: Authenticator, shorteners: ShortenerList
+) -> APIRouter:
+    """`shorteners`: R10's list as the worker sees it (the operator's file on top of
+    the packaged one), so a release, a test send or a save checks links as a blast does."""
     routes = APIRouter(tags=["automations"])
     Account = Annotated[int, Depends(auth.account_id)]
 

@@ -17,8 +17,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from sendline.api.v1.auth import Authenticator
 from sendline.api.v1.pages import Cursor, Limit, Page, before_id, page_of
 from sendline.api.v1.params import ObjectId
-from sendline.bootstrap import operator_shorteners
-from sendline.config import Settings
 from sendline.engine.pipeline import HOLD_REASONS
 from sendline.errors import InvalidInput
 from sendline.services.messages import (
@@ -34,6 +32,7 @@ from sendline.services.messages import (
     send_test,
 )
 from sendline.services.providers import TEST_BODY
+from sendline.sms.links import ShortenerList
 from sendline.store.engine_models import MESSAGE_STATUSES
 from sendline.store.ids import MAX_ID
 
@@ -180,10 +179,11 @@ IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 TimeQuery = Annotated[datetime | None, Query(description="ISO 8601; UTC if no offset.")]
 
 
-def router(sessions: sessionmaker[Session], auth: Authenticator, settings: Settings) -> APIRouter:
-    # R10's list as the worker sees it (the operator's file on top of the packaged one):
-    # a release or test send checks links as the blast does.
-    shorteners = operator_shorteners(settings)
+def router(
+    sessions: sessionmaker[Session], auth: Authenticator, shorteners: ShortenerList
+) -> APIRouter:
+    """`shorteners`: R10's list as the worker sees it (the operator's file on top of
+    the packaged one), so a release, a test send or a save checks links as a blast does."""
     routes = APIRouter(tags=["messages"])
 
     @routes.get("/messages", response_model=Page[MessageOut])
