@@ -11,6 +11,7 @@ import uvicorn
 
 from sendline.api.app import create_app
 from sendline.bootstrap import Runtime
+from sendline.engine.worker import WorkerOptions
 
 
 class LiveApp:
@@ -23,8 +24,11 @@ class LiveApp:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
-    def start(self, runtime: Runtime) -> None:
-        config = uvicorn.Config(create_app(runtime), log_level="warning", lifespan="on")
+    def start(self, runtime: Runtime, worker_options: WorkerOptions | None = None) -> None:
+        """Serve `runtime`'s app; with `worker_options`, with its embedded worker (as
+        `sendline serve` runs on SQLite)."""
+        app = create_app(runtime, worker_options)
+        config = uvicorn.Config(app, log_level="warning", lifespan="on")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True

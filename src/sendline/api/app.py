@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from sendline import __version__
+from sendline import __version__, web
 from sendline.api import access_log, problems
 from sendline.api.gateway_webhooks import gateway_router
 from sendline.api.idempotency import IdempotencyMiddleware
@@ -29,6 +29,7 @@ from sendline.bootstrap import Runtime
 from sendline.engine.worker import Worker, WorkerOptions
 from sendline.errors import SendlineError
 from sendline.store.db import pending_migrations
+from sendline.web.context import PREFIX as WEB_PREFIX
 
 # Room for the multipart form around an uploaded file (its headers and other fields).
 MULTIPART_SLACK = 1024 * 1024
@@ -57,8 +58,10 @@ def create_app(runtime: Runtime, worker_options: WorkerOptions | None = None) ->
     app = FastAPI(title="Sendline", version=__version__, lifespan=lifespan)
     app.include_router(twilio_webhooks(runtime))
     app.include_router(gateway_router(runtime.sessions, runtime.settings))
-    app.include_router(v1_router(runtime.sessions, runtime.settings))
+    shorteners = runtime.shorteners()  # read once: the API and the pages check links alike
+    app.include_router(v1_router(runtime.sessions, runtime.settings, shorteners))
     problems.install(app)
+    web.install(app, runtime.sessions, runtime.settings, shorteners)
     _add_middleware(app, runtime)
     access_log.install()
 
@@ -95,8 +98,9 @@ def _add_middleware(app: FastAPI, runtime: Runtime) -> None:
     app.add_middleware(IdempotencyMiddleware, sessions=runtime.sessions)
     # Uploads take more than the API's 1 MiB for JSON: a CSV of contacts. The import
     # route answers the file's own limit (413 naming `file`); this bounds the rest.
-    uploads = {"/api/v1/imports": (settings.max_upload_mb << 20) + MULTIPART_SLACK}
-    app.add_middleware(BodyLimitMiddleware, by_prefix=uploads)
+    upload = (settings.max_upload_mb << 20) + MULTIPART_SLACK
+    uploads = {"/api/v1/imports": upload, WEB_PREFIX + "/contacts/import": upload}
+    app.add_middleware(BodyLimitMiddleware, by_prefix=uploads, guarded=("/api/", WEB_PREFIX + "/"))
     app.add_middleware(RateLimitMiddleware, rates=KeyRates(settings.api_rate, settings.api_burst))
     if settings.cors_origins:  # off unless the operator names the origins
         app.add_middleware(

@@ -102,10 +102,12 @@ class BodyLimitMiddleware:
         *,
         default: int = DEFAULT_MAX_BODY,
         by_prefix: Mapping[str, int] | None = None,
+        guarded: tuple[str, ...] = (API_PREFIX,),
     ) -> None:
         self._app = app
         self._default = default
         self._by_prefix = dict(by_prefix or {})
+        self._guarded = guarded
 
     def limit_for(self, path: str) -> int:
         for prefix, limit in self._by_prefix.items():
@@ -115,7 +117,7 @@ class BodyLimitMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = str(scope.get("path", ""))
-        if scope["type"] != "http" or not path.startswith(API_PREFIX):
+        if scope["type"] != "http" or not path.startswith(self._guarded):
             await self._app(scope, receive, send)
             return
         limit = self.limit_for(path)

@@ -22,6 +22,7 @@ from sendline.cli import (
     providers,
     sandbox,
     service,
+    users,
     webhooks,
 )
 
@@ -45,6 +46,7 @@ app.add_typer(providers.app, name="providers")
 app.add_typer(keys.app, name="keys")
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(webhooks.app, name="webhooks")
+app.add_typer(users.app, name="users")
 app.command("serve")(service.serve)
 app.command("worker")(service.worker_command)
 

@@ -23,13 +23,17 @@ from sendline.api.v1 import (
 from sendline.api.v1.auth import Authenticator
 from sendline.bootstrap import operator_shorteners
 from sendline.config import Settings
+from sendline.sms.links import ShortenerList
 
 PREFIX = "/api/v1"
 
 
-def v1_router(sessions: sessionmaker[Session], settings: Settings) -> APIRouter:
+def v1_router(
+    sessions: sessionmaker[Session], settings: Settings, shorteners: ShortenerList | None = None
+) -> APIRouter:
     authenticator = Authenticator(sessions)
-    shorteners = operator_shorteners(settings)  # read once, for every route checking links
+    if shorteners is None:  # read once, for every route checking links
+        shorteners = operator_shorteners(settings)
     router = APIRouter(prefix=PREFIX, responses=API_RESPONSES)
     router.include_router(account.router(sessions, authenticator))
     router.include_router(events.router(sessions, authenticator))
