@@ -4,6 +4,10 @@ Idempotent: the first run creates the "demo" account (a legacy Professional acco
 so SMS works without buying the add-on), a few contacts who opted in on a web form (and
 two who cannot be texted, to show why), and an active welcome automation; the contacts
 then subscribe to the list that triggers it. Later runs find it all in place.
+
+It also creates the dashboard's demo user, whose sign-in it prints. The password is
+public, so this is a demo on loopback (`SENDLINE_HOST` defaults to 127.0.0.1), not a
+way to set up a real account: real users come from `sendline users create`.
 """
 
 from __future__ import annotations
@@ -11,19 +15,24 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from rich.panel import Panel
-from sqlalchemy.orm import Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.cli.common import console
 from sendline.config import load_settings
 from sendline.engine.actions import Actions
 from sendline.engine.automations import Automations
+from sendline.services.users import create_user
 from sendline.store.accounts import Accounts
 from sendline.store.consent import Consent
 from sendline.store.contacts import Contacts
 from sendline.store.credits import Credits
 from sendline.store.db import open_engine, session_factory, upgrade
+from sendline.store.user_models import User
 
 ACCOUNT = "demo"
+DEMO_EMAIL = "demo@example.com"
+DEMO_PASSWORD = "sendline-demo"
 DISCLOSURE = (
     "By entering your number you agree to receive marketing texts from Demo Shop at the "
     "number provided. Consent is not a condition of purchase. Msg & data rates may apply. "
@@ -83,18 +92,32 @@ def set_up(session: Session) -> bool:
     return True
 
 
+def add_demo_user(sessions: sessionmaker[Session]) -> None:
+    """The dashboard's demo sign-in, unless it exists (a database from before 0018 has
+    the demo account but no user)."""
+    with sessions.begin() as session:
+        if session.scalar(select(User.id).where(User.email == DEMO_EMAIL)) is not None:
+            return
+    create_user(sessions, ACCOUNT, DEMO_EMAIL, DEMO_PASSWORD)
+
+
 def main() -> None:
     settings = load_settings()
     engine = open_engine(settings.database_url, require_current=False)
     upgrade(engine)
-    with session_factory(engine).begin() as session:
+    sessions = session_factory(engine)
+    with sessions.begin() as session:
         created = set_up(session)
+    add_demo_user(sessions)
     engine.dispose()
+    base = f"http://{settings.host}:{settings.port}"
     state = "created" if created else "already set up"
     console.print(
         Panel.fit(
             f"Demo account [bold]{ACCOUNT}[/] {state}: 5 contacts subscribed to "
             "Newsletter, which starts the active automation Welcome.\n\n"
+            f"Open the dashboard: [bold]{base}/app/[/]\n"
+            f"  sign in as {DEMO_EMAIL} / {DEMO_PASSWORD}\n\n"
             "In another terminal, try:\n"
             "  .venv/bin/sendline sandbox outbox\n"
             "  .venv/bin/sendline automations preflight Welcome\n"
@@ -102,12 +125,10 @@ def main() -> None:
             "  .venv/bin/sendline sandbox reply +14155550101 STOP\n"
             "  .venv/bin/sendline contacts consent-history ada@example.com\n"
             "  .venv/bin/sendline check message 'Our “big” sale: bit.ly/x'\n"
-            f"  curl http://{settings.host}:{settings.port}/readyz\n\n"
-            "The HTTP API (reference at "
-            f"http://{settings.host}:{settings.port}/docs):\n"
+            f"  curl {base}/readyz\n\n"
+            f"The HTTP API (reference at {base}/docs):\n"
             f"  .venv/bin/sendline keys create {ACCOUNT} --name me\n"
-            "  curl -H 'Authorization: Bearer sl_live_...' "
-            f"http://{settings.host}:{settings.port}/api/v1/messages",
+            f"  curl -H 'Authorization: Bearer sl_live_...' {base}/api/v1/messages",
             title="Sendline",
         )
     )

@@ -86,6 +86,19 @@ def _launch(started: list[subprocess.Popen[str]], env: dict[str, str], *args: st
     return process
 
 
+def _sign_in_as_the_demo_user(base: str) -> None:
+    """The sign-in the demo prints opens the dashboard."""
+    with httpx.Client(base_url=base, follow_redirects=True) as browser:
+        form = browser.get("/app/login").text
+        token = form.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        signed = browser.post(
+            "/app/login",
+            data={"csrf_token": token, "email": "demo@example.com", "password": "sendline-demo"},
+        )
+        assert signed.status_code == 200, signed.text
+        assert "<h1>Overview</h1>" in signed.text and "demo@example.com" in signed.text
+
+
 def test_it_handles_make_run_from_demo_to_delivery(
     tmp_path: Path, started: list[subprocess.Popen[str]]
 ) -> None:
@@ -108,6 +121,8 @@ def test_it_handles_make_run_from_demo_to_delivery(
 
     assert _wait_for(ready, "/readyz") == {"status": "ready", "database": "sqlite", "worker": True}
     assert httpx.get(f"{base}/healthz").json()["status"] == "ok"
+    assert f"{base}/app/" in demo.stdout and "sendline-demo" in demo.stdout
+    _sign_in_as_the_demo_user(base)
     engine = create_engine_for(f"sqlite:///{tmp_path / 'sendline.db'}")
     try:
 

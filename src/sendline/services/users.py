@@ -139,6 +139,11 @@ def sign_in(
         user.failed_sign_ins, user.locked_until, user.last_sign_in_at = 0, None, moment
         if _hasher.check_needs_rehash(user.password_hash):
             user.password_hash = _hasher.hash(password)
+        # Sessions past their end are swept as their user signs in again: no table of
+        # dead sessions grows, and no extra job is needed.
+        session.execute(
+            delete(WebSession).where(WebSession.user_id == user.id, WebSession.expires_at <= moment)
+        )
         token = secrets.token_urlsafe(32)
         session.add(
             WebSession(
@@ -210,13 +215,6 @@ def sign_out(sessions: sessionmaker[Session], token: str | None) -> None:
         return
     with sessions.begin() as session:
         session.execute(delete(WebSession).where(WebSession.token_hash == _digest(token)))
-
-
-def purge_expired_sessions(sessions: sessionmaker[Session], now: datetime | None = None) -> int:
-    moment = now or datetime.now(UTC)
-    with sessions.begin() as session:
-        result = session.execute(delete(WebSession).where(WebSession.expires_at <= moment))
-        return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _digest(token: str) -> str:
