@@ -11,6 +11,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import RedirectResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session, sessionmaker
@@ -34,13 +35,25 @@ def install(
     templates = Jinja2Templates(directory=str(TEMPLATES))
     templates.env.globals["prefix"] = PREFIX
     web = Web(sessions, settings, shorteners, templates)
-    app.include_router(auth.router(web), include_in_schema=False)
+    sign_in = auth.router(web)
+    app.include_router(sign_in, include_in_schema=False)
+    mounted = [sign_in]
     for page in PAGES:
         # Every page needs a session and, for a POST, its CSRF token: the check runs
         # before the route, so a forged form never reaches a service.
+        routes = page(web)
         guarded = APIRouter(dependencies=[Depends(web.check_csrf)])
-        guarded.include_router(page(web))
+        guarded.include_router(routes)
         app.include_router(guarded, include_in_schema=False)
+        mounted.append(routes)
+    # The pages' (method, path) pairs: what tests walk, as the API's walk its schema.
+    app.state.web_routes = sorted(
+        (method, route.path)
+        for router in mounted
+        for route in router.routes
+        if isinstance(route, APIRoute)
+        for method in (route.methods or set()) - {"HEAD"}
+    )
     app.mount(PREFIX + "/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)
