@@ -8,6 +8,7 @@ import threading
 import time
 
 import uvicorn
+from fastapi import FastAPI
 
 from sendline.api.app import create_app
 from sendline.bootstrap import Runtime
@@ -22,12 +23,14 @@ class LiveApp:
         self._socket.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
         self._server: uvicorn.Server | None = None
+        self.app: FastAPI | None = None
         self._thread: threading.Thread | None = None
 
     def start(self, runtime: Runtime, worker_options: WorkerOptions | None = None) -> None:
         """Serve `runtime`'s app; with `worker_options`, with its embedded worker (as
         `sendline serve` runs on SQLite)."""
         app = create_app(runtime, worker_options)
+        self.app = app
         config = uvicorn.Config(app, log_level="warning", lifespan="on")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
