@@ -135,3 +135,25 @@ def test_it_counts_the_overview_from_what_happened(
         account_overview(session_factory, account.id, days=0)
     older = account_overview(session_factory, account.id, days=3, today=now.date() - timedelta(10))
     assert older.totals["held"] == 0
+
+
+def test_it_counts_each_day_from_when_it_happened(
+    session_factory: sessionmaker[Session], session: Session
+) -> None:
+    account = make_account(session, "Acme")
+    ada = make_contact(session, account)
+    now = datetime.now(UTC).replace(hour=12)
+    first = queue_test(session, account, ada, "One", now)
+    second = queue_test(session, account, ada, "Two", now)
+    # What the dispatcher and the receipts write, days apart (the engine's own tests
+    # cover how they get there; this is about which day each lands on).
+    first.sent_at, first.delivered_at = now - timedelta(days=2), now - timedelta(days=1)
+    first.status, first.updated_at = "delivered", now - timedelta(days=1)
+    second.sent_at, second.status, second.updated_at = now, "failed", now
+    session.commit()
+
+    days = {d.day: d for d in account_overview(session_factory, account.id, days=3).days}
+    today = now.date()
+    assert days[today - timedelta(days=2)].sent == 1
+    assert days[today - timedelta(days=1)].delivered == 1
+    assert (days[today].sent, days[today].failed, days[today].delivered) == (1, 1, 0)

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.store.contacts import Contacts
+from sendline.store.models import Account
 from tests.fakes.live_app import LiveApp
 from tests.web.conftest import Browserless, Member, screenshot, sign_in_browser, sqlite_only
 
@@ -53,7 +54,7 @@ def test_it_highlights_ucs2_characters_with_their_fix(signed_in: Browserless) ->
     answer = check(signed_in, "Don\u2019t miss it \u2014 today")
     assert count(answer.text, "encoding") == "UCS-2"
     assert '<mark class="ucs2">\u2019</mark>' in answer.text
-    assert 'data-replace=\'[["\u2019", "&#39;"]]\'' in answer.text or "\\u0027" in answer.text
+    assert """data-replace='[["\\u2019", "\\u0027"]]'""" in answer.text  # JSON, escaped
     assert "Replace \u2014 with -" in answer.text
     assert "Replace all 2 with GSM-7 characters" in answer.text
 
@@ -201,3 +202,14 @@ def test_it_inserts_a_tag_where_the_cursor_is(page: Any, site: LiveApp, acme: Me
     page.get_by_role("button", name="First name %FIRSTNAME%").click()
     assert box.input_value() == "Hi %FIRSTNAME%!"
     page.locator("#count-body [data-code=personalized]").wait_for()
+
+
+def test_it_names_other_countries_rates(
+    signed_in: Browserless, acme: Member, session: Session
+) -> None:
+    account = session.get(Account, acme.account_id)
+    assert account is not None
+    account.credit_rates = {"default": 1, "GB": 2}
+    session.commit()
+    answer = check(signed_in, "Hello")
+    assert "per segment elsewhere: GB 2" in answer.text

@@ -97,6 +97,8 @@ class DraftCheck:
     highlighted: tuple[tuple[str, bool], ...]  # runs of the body, True where UCS-2
     tags: tuple[TagOption, ...]
     preview: ContactPreview | None = None
+    # Other countries' credits per segment (R3), when the account has any.
+    other_rates: tuple[tuple[str, int], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -155,6 +157,11 @@ def check_draft(
             highlighted=_highlighted(body, frozenset(result.ucs2_characters)),
             tags=_tag_options(fields),
             preview=preview,
+            other_rates=tuple(
+                (region, int(rate))
+                for region, rate in sorted(account.credit_rates.items())
+                if region != "default"
+            ),
         )
 
 

@@ -11,12 +11,11 @@ latest ledger entries.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, literal_column, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, literal_column, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.cli.preflight_report import FIXES
@@ -110,15 +109,16 @@ def account_overview(
 def daily_counts(session: Session, account_id: int, first: date, last: date) -> list[DayCounts]:
     """One `DayCounts` per UTC day from `first` to `last`, zeros included."""
     since = datetime.combine(first, time(), tzinfo=UTC)
-    by_day = {
-        first + timedelta(days=n): DayCounts(first + timedelta(days=n))
-        for n in range((last - first).days + 1)
-    }
-    mine = Message.account_id == account_id
-    queries: list[tuple[str, Any, Iterable[ColumnElement[bool]]]] = [
-        ("sent", Message.sent_at, (mine,)),
-        ("delivered", Message.delivered_at, (mine,)),
-        ("failed", Message.updated_at, (mine, Message.status.in_(("failed", "undelivered")))),
+    span = range((last - first).days + 1)
+    by_day = {first + timedelta(days=n): DayCounts(first + timedelta(days=n)) for n in span}
+    for sent, delivered, failed, count in session.execute(
+        _message_days(session, account_id, since)
+    ):
+        for name, day in (("sent", sent), ("delivered", delivered), ("failed", failed)):
+            counts = by_day.get(_as_date(day)) if day is not None else None
+            if counts is not None:
+                setattr(counts, name, counts.get(name) + int(count))
+    events: list[tuple[str, Any, tuple[ColumnElement[bool], ...]]] = [
         (
             "held",
             AccountEvent.created_at,
@@ -130,12 +130,37 @@ def daily_counts(session: Session, account_id: int, first: date, last: date) -> 
             (ConsentEvent.account_id == account_id, ConsentEvent.kind == "opt_out"),
         ),
     ]
-    for name, column, where in queries:
-        for day, count in session.execute(_per_day(session, column, where, since)):
-            counts = by_day.get(_as_date(day))
+    for name, column, where in events:
+        day = _utc_day(session, column)
+        query = select(day, func.count()).where(*where, column >= since).group_by(day)
+        for found, count in session.execute(query):
+            counts = by_day.get(_as_date(found))
             if counts is not None:
                 setattr(counts, name, int(count))
     return list(by_day.values())
+
+
+def _message_days(session: Session, account_id: int, since: datetime) -> Select[Any]:
+    """Sent, delivered and failed days of the account's messages in one pass over them:
+    a message changed in the window is one that was sent, delivered or failed in it
+    (each of those moves `updated_at`), grouped by the three days (None outside)."""
+
+    def day_if(happened: ColumnElement[bool], column: Any) -> ColumnElement[Any]:
+        return case((happened, _utc_day(session, column)), else_=None)
+
+    failed = Message.status.in_(("failed", "undelivered"))
+    return (
+        select(
+            day_if(Message.sent_at >= since, Message.sent_at),
+            day_if(Message.delivered_at >= since, Message.delivered_at),
+            day_if(and_(failed, Message.updated_at >= since), Message.updated_at),
+            func.count(),
+        )
+        .where(Message.account_id == account_id, Message.updated_at >= since)
+        # By position: the expressions hold parameters, which PostgreSQL would not
+        # match between the select list and a GROUP BY of the same expressions.
+        .group_by(literal_column("1"), literal_column("2"), literal_column("3"))
+    )
 
 
 def held_by_reason(session: Session, account_id: int) -> list[HeldReason]:
@@ -163,20 +188,13 @@ def _phone_problems(session: Session, account_id: int) -> dict[str, int]:
     return {status: int(count) for status, count in rows}
 
 
-def _per_day(
-    session: Session, column: Any, where: Iterable[ColumnElement[bool]], since: datetime
-) -> Select[Any]:
-    day = _utc_day(session, column)
-    return select(day, func.count()).where(*where, column >= since).group_by(day)
-
-
 def _utc_day(session: Session, column: Any) -> ColumnElement[Any]:
     """The UTC calendar day of a timestamp. SQLite stores naive UTC text; PostgreSQL's
     timestamptz would give the session time zone's day without the conversion."""
     if session.get_bind().dialect.name == "postgresql":
         # A literal, not a parameter: the same expression must group and select.
         return func.date(func.timezone(literal_column("'UTC'"), column))
-    return func.date(column)
+    return func.substr(column, 1, 10)  # naive UTC text: its first ten characters
 
 
 def _as_date(value: Any) -> date:
