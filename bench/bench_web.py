@@ -132,9 +132,9 @@ def _type(client: httpx.Client, token: str, contact_id: int, rounds: int) -> lis
     latencies: list[float] = []
     for _ in range(rounds):
         for end in range(1, len(TEXT) + 1):
-            data = {"composer_field": "body", "body": TEXT[:end], "composer_contact": ""}
+            data = {"composer_field": "body", "body": TEXT[:end], "composer_contact.body": ""}
             if end % 10 == 0:
-                data["composer_contact"] = str(contact_id)
+                data["composer_contact.body"] = str(contact_id)
             started = time.perf_counter()
             answer = client.post(CHECK_PATH, data=data, headers=headers)
             latencies.append(time.perf_counter() - started)

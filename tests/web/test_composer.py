@@ -213,3 +213,26 @@ def test_it_names_other_countries_rates(
     session.commit()
     answer = check(signed_in, "Hello")
     assert "per segment elsewhere: GB 2" in answer.text
+
+
+def test_it_reads_the_contact_beside_its_own_textarea(
+    signed_in: Browserless, acme: Member, globex: Member
+) -> None:
+    # Two composers in one form (an automation's steps): each posts the other's chooser
+    # too, under its own name.
+    data = {
+        "composer_field": "steps-1-body",
+        "steps-1-body": "Hi %FIRSTNAME%",
+        "composer_contact.steps-0-body": str(globex.contact_id),
+        "composer_contact.steps-1-body": str(acme.contact_id),
+    }
+    answer = signed_in.post("/app/composer/check", data, headers=HTMX)
+    assert 'data-preview="contact">Hi Ada\nReply STOP to opt out' in answer.text
+
+
+def test_it_escapes_an_odd_field_name(signed_in: Browserless) -> None:
+    odd = "x\"'><script>alert(1)</script>"
+    extras = signed_in.get("/app/composer/extras", params={"name": odd, "contact_id": "1e9"})
+    assert extras.status_code == 200 and "<script>alert" not in extras.text
+    answer = signed_in.post("/app/composer/check", {"composer_field": odd, odd: "Hi"}, headers=HTMX)
+    assert answer.status_code == 200 and "<script>alert" not in answer.text

@@ -49,7 +49,7 @@ def router(web: Web) -> APIRouter:
         form.values.setdefault(FIELD, "body")
         check, error_field = _check(web, user, form)
         status = 400 if error_field else 200
-        chosen = form.get(CONTACT)
+        chosen = form.get(f"{CONTACT}.body", form.get(CONTACT))
         return _page(web, request, user, form, check, chosen, status_code=status)
 
     @pages.post(PREFIX + "/composer/check", response_class=HTMLResponse)
@@ -109,7 +109,8 @@ def _check(web: Web, user: WebUser, form: Form) -> tuple[DraftCheck | None, str 
     (what the user typed stays in their textarea: only the counter is replaced)."""
     name = _name(form)
     try:
-        contact_id = parse_contact_id(form.get(CONTACT))
+        # The chooser beside this textarea; a plain `composer_contact` for other clients.
+        contact_id = parse_contact_id(form.get(f"{CONTACT}.{name}", form.get(CONTACT)))
         check = check_draft(
             web.sessions,
             user.account_id,
