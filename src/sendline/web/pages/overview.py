@@ -5,18 +5,55 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
+from markupsafe import Markup
 
-from sendline.services.credits import credit_statement
+from sendline.services.overview import Overview, account_overview
 from sendline.services.users import WebUser
+from sendline.web.chart import Series, line_chart
 from sendline.web.context import PREFIX, Web
+
+# The periods offered; anything else in the link falls back to the default.
+PERIODS = (7, 30, 90)
+DEFAULT_DAYS = 30
+# Colours of the series (WCAG AA on white), in the legend's order.
+SERIES = (
+    ("sent", "Sent", "#0a58ca"),
+    ("delivered", "Delivered", "#1a7f37"),
+    ("failed", "Failed", "#b42318"),
+    ("held", "Held", "#9a6700"),
+    ("opt_outs", "Opt-outs", "#6f42c1"),
+)
 
 
 def router(web: Web) -> APIRouter:
     pages = APIRouter()
 
     @pages.get(PREFIX + "/", response_class=HTMLResponse)
-    def overview(request: Request, user: Annotated[WebUser, Depends(web.user)]) -> HTMLResponse:
-        statement = credit_statement(web.sessions, user.account_id)
-        return web.render(request, "overview.html", user, active="overview", credits=statement)
+    def overview(
+        request: Request, user: Annotated[WebUser, Depends(web.user)], days: str = ""
+    ) -> HTMLResponse:
+        chosen = int(days) if days.isascii() and days.isdigit() else DEFAULT_DAYS
+        period = chosen if chosen in PERIODS else DEFAULT_DAYS
+        found = account_overview(web.sessions, user.account_id, days=period)
+        return web.render(
+            request,
+            "overview.html",
+            user,
+            active="overview",
+            overview=found,
+            credits=found.credits,
+            chart=chart_of(found),
+            series=SERIES,
+            period=period,
+            periods=PERIODS,
+        )
 
     return pages
+
+
+def chart_of(found: Overview) -> Markup:
+    labels = [d.day.isoformat() for d in found.days]
+    series = [
+        Series(key, label, color, [d.get(key) for d in found.days]) for key, label, color in SERIES
+    ]
+    return line_chart(labels, series, title=f"Messages over the last {len(labels)} days")
