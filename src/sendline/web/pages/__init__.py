@@ -7,8 +7,10 @@ from collections.abc import Callable
 from fastapi import APIRouter
 
 from sendline.web.context import Web
-from sendline.web.pages import overview
+from sendline.web.pages import contacts, messages, overview
 
 PAGES: list[Callable[[Web], APIRouter]] = [
     overview.router,
+    contacts.router,  # with the contact page and the imports
+    messages.router,
 ]
