@@ -159,6 +159,7 @@ def _log(
         fixes=FIXES,
         released=_count(search.get("released")),
         still=_count(search.get("still")),
+        max_release=MAX_RELEASE,
         statuses=[("", "Any")] + [(s, s) for s in MESSAGE_STATUSES],
         reasons=[("", "Any")] + [(r, r.replace("_", " ")) for r in HOLD_REASONS],
     )
