@@ -7,9 +7,11 @@ from collections.abc import Callable
 from fastapi import APIRouter
 
 from sendline.web.context import Web
-from sendline.web.pages import composer, overview
+from sendline.web.pages import composer, contacts, messages, overview
 
 PAGES: list[Callable[[Web], APIRouter]] = [
     overview.router,
     composer.router,
+    contacts.router,  # with the contact page and the imports
+    messages.router,
 ]
