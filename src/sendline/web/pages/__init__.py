@@ -7,8 +7,12 @@ from collections.abc import Callable
 from fastapi import APIRouter
 
 from sendline.web.context import Web
-from sendline.web.pages import overview
+from sendline.web.pages import inbox, overview, sandbox, settings, settings_integrations
 
 PAGES: list[Callable[[Web], APIRouter]] = [
     overview.router,
+    inbox.router,
+    settings.router,
+    settings_integrations.router,
+    sandbox.router,
 ]
