@@ -48,6 +48,8 @@ def test_it_fits_every_page_on_a_phone(page: Any, site: LiveApp, acme: Member) -
     for path in paths:
         answer = page.goto(site.url + path)
         assert answer is not None and answer.status == 200, path
+        if page.locator("main#main").count() == 0:
+            continue  # a fragment htmx fetches into a page (the composer's extras)
         overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 1, f"{path} is {overflow} px wider than a phone"
         assert page.evaluate(UNLABELLED) == [], path
