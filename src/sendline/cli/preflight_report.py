@@ -13,23 +13,9 @@ from rich.table import Table
 from rich.text import Text
 
 from sendline.engine.preflight import PreflightReport
+from sendline.engine.verdicts import HOLD_FIXES
 
 # What to do about each hold reason, shown beside its count.
-FIXES = {
-    "sms_not_in_plan": "SMS needs the Plus, Professional or Enterprise tier",
-    "sms_addon_required": "buy the SMS add-on",
-    "no_consent": "no SMS opt-in recorded: collect one (with its disclosure) first",
-    "opted_out": "they opted out: they must not be texted",
-    "no_phone": "the default phone field is empty",
-    "invalid_phone": "fix the number: +country code outside the US, area code in the US",
-    "landline": "a landline cannot receive SMS",
-    "template_error": "the template uses a tag that no longer exists",
-    "empty": "personalized to nothing: give the tags a fallback, %FIRSTNAME|there%",
-    "public_shortener": "a contact's value holds a public shortener link",
-    "too_long": "too long once personalized: shorten it or allow more segments",
-    "frequency_cap": "already texted up to the cap in the last 24 hours",
-    "insufficient_credits": "not enough credits: buy more",
-}
 
 
 def _when(moment: datetime | None) -> str:
@@ -95,7 +81,7 @@ def _bar(report: PreflightReport, width: int = 40) -> Text:
 def _held_table(report: PreflightReport) -> Table:
     table = Table("reason", "contacts", "what to do", title="Held, by reason", title_justify="left")
     for reason, count in report.held.items():
-        table.add_row(Text(reason, style="red"), str(count), FIXES.get(reason, ""))
+        table.add_row(Text(reason, style="red"), str(count), HOLD_FIXES.get(reason, ""))
     return table
 
 

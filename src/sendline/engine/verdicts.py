@@ -17,6 +17,25 @@ class Hold:
     detail: str
 
 
+# What a person does about each hold reason: said by the CLI's preflight report, the
+# overview's "needs action" list and the held messages page alike.
+HOLD_FIXES = {
+    "sms_not_in_plan": "SMS needs the Plus, Professional or Enterprise tier",
+    "sms_addon_required": "buy the SMS add-on",
+    "no_consent": "no SMS opt-in recorded: collect one (with its disclosure) first",
+    "opted_out": "they opted out: they must not be texted",
+    "no_phone": "the default phone field is empty",
+    "invalid_phone": "fix the number: +country code outside the US, area code in the US",
+    "landline": "a landline cannot receive SMS",
+    "template_error": "the template uses a tag that no longer exists",
+    "empty": "personalized to nothing: give the tags a fallback, %FIRSTNAME|there%",
+    "public_shortener": "a contact's value holds a public shortener link",
+    "too_long": "too long once personalized: shorten it or allow more segments",
+    "frequency_cap": "already texted up to the cap in the last 24 hours",
+    "insufficient_credits": "not enough credits: buy more",
+}
+
+
 # A message that passed every check but the balance (R3), in a batch.
 NO_CREDITS = Hold("insufficient_credits", "the account has no credits left for this message")
 

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, case, func, literal_column, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from sendline.cli.preflight_report import FIXES
+from sendline.engine.verdicts import HOLD_FIXES
 from sendline.errors import InvalidInput
 from sendline.services.credits import CreditStatement, credit_statement
 from sendline.store.engine_models import InboundMessage, Message
@@ -171,7 +171,7 @@ def held_by_reason(session: Session, account_id: int) -> list[HeldReason]:
         .group_by(Message.held_reason)
     ).all()
     found = [
-        HeldReason(r or "held", int(n), FIXES.get(r or "", "see the message")) for r, n in rows
+        HeldReason(r or "held", int(n), HOLD_FIXES.get(r or "", "see the message")) for r, n in rows
     ]
     return sorted(found, key=lambda h: (-h.count, h.reason))
 

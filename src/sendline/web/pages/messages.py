@@ -16,8 +16,8 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from sendline.cli.preflight_report import FIXES
 from sendline.engine.pipeline import HOLD_REASONS
+from sendline.engine.verdicts import HOLD_FIXES
 from sendline.errors import SendlineError
 from sendline.services.messages import (
     MAX_RELEASE,
@@ -118,7 +118,7 @@ def _detail(
         form=form,
         cancelable=found.message.status in CANCELABLE,
         canceled=request.query_params.get("canceled") == "1",
-        fixes=FIXES,
+        fixes=HOLD_FIXES,
     )
 
 
@@ -156,7 +156,7 @@ def _log(
         form=form,
         held_view=held_view,
         groups=held_groups(web.sessions, user.account_id) if held_view else [],
-        fixes=FIXES,
+        fixes=HOLD_FIXES,
         released=_count(search.get("released")),
         still=_count(search.get("still")),
         max_release=MAX_RELEASE,
