@@ -105,8 +105,12 @@ def test_it_handles_a_second_stop_without_a_second_confirmation(
 ) -> None:
     _text(session, "STOP")
     _text(session, "STOP")
-    assert len(_replies(session, world.contact.id)) == 1
+    # The first STOP's confirmation, still waiting for a worker, is owed all the same:
+    # the second STOP cancels what is pending but not it (one confirmation, R12).
+    [reply] = _replies(session, world.contact.id)
+    assert (reply.body, reply.status) == (OPT_OUT_CONFIRMATION.format(name="demo"), "queued")
     assert Consent(session, world.account.id).status(world.contact.id) == "opted_out"
+    assert_ledger_ok(session, world.account.id)
 
 
 def test_it_handles_nothing_after_the_confirmation(

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from sendline.engine.auto_replies import queue_reply
@@ -276,13 +276,20 @@ def _reply(
 
 def cancel_pending(session: Session, account_id: int, contact_id: int, now: datetime) -> int:
     """Cancel every message to the contact not yet handed to the provider, releasing its
-    credits. Claimed ones (`sending`) are caught by the dispatcher's own check (R13)."""
+    credits. Claimed ones (`sending`) are caught by the dispatcher's own check (R13).
+
+    An opt-out confirmation still waiting for a worker is spared: it is owed (R12), and
+    a second STOP sent before it went out must not cancel the only one."""
+    account = session.get(Account, account_id)  # in the session already: no query
+    assert account is not None
+    confirmation = OPT_OUT_CONFIRMATION.format(name=account.name)
     rows = session.execute(
         update(Message)
         .where(
             Message.account_id == account_id,
             Message.contact_id == contact_id,
             Message.status.in_(("queued", "held")),
+            or_(Message.kind != "reply", Message.body != confirmation),
         )
         .values(status="canceled", detail=CANCELED, updated_at=now)
         .returning(*SHARE_COLUMNS)
