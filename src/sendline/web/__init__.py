@@ -42,6 +42,10 @@ def install(
         # Every page needs a session and, for a POST, its CSRF token: the check runs
         # before the route, so a forged form never reaches a service.
         routes = page(web)
+        if not all(isinstance(route, APIRoute) for route in routes.routes):
+            # A nested router's routes would be missing from web_routes, which the
+            # tests walk to prove no page answers a 500: keep page routers flat.
+            raise TypeError(f"{page.__module__}: a page router must not include routers")
         guarded = APIRouter(dependencies=[Depends(web.check_csrf)])
         guarded.include_router(routes)
         app.include_router(guarded, include_in_schema=False)

@@ -1,4 +1,6 @@
-"""The dashboard's pages, one module each; `PAGES` is what `web.install` mounts."""
+"""The dashboard's pages, one module each; `PAGES` is what `web.install` mounts, in
+this order (the first route that matches a path answers it). Each router is flat (no
+nested routers), so `app.state.web_routes` lists every page."""
 
 from __future__ import annotations
 
@@ -9,7 +11,9 @@ from fastapi import APIRouter
 from sendline.web.context import Web
 from sendline.web.pages import (
     composer,
+    contact_page,
     contacts,
+    imports,
     inbox,
     messages,
     overview,
@@ -21,7 +25,9 @@ from sendline.web.pages import (
 PAGES: list[Callable[[Web], APIRouter]] = [
     overview.router,
     composer.router,
-    contacts.router,  # with the contact page and the imports
+    imports.router,  # before the contact page: /contacts/import is not a contact's id
+    contacts.router,
+    contact_page.router,
     messages.router,
     inbox.router,
     settings.router,

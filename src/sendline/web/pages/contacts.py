@@ -23,7 +23,6 @@ from sendline.services.users import WebUser
 from sendline.store.contact_values import MAX_EMAIL, MAX_NAME, MAX_PHONE, MAX_TAG
 from sendline.store.models import CONSENT_STATUSES
 from sendline.web.context import PREFIX, Form, Web
-from sendline.web.pages import contact_page, imports
 from sendline.web.pages.contact_page import before_of, fail, identity
 
 PAGE_SIZE = 50
@@ -38,8 +37,6 @@ SEARCH_LIMITS = {
 
 def router(web: Web) -> APIRouter:
     pages = APIRouter()
-    # First: /contacts/import must not be taken for a contact's id.
-    pages.include_router(imports.router(web))
 
     @pages.get(PREFIX + "/contacts", response_class=HTMLResponse)
     def contacts(request: Request, user: Annotated[WebUser, Depends(web.user)]) -> HTMLResponse:
@@ -69,7 +66,6 @@ def router(web: Web) -> APIRouter:
                 return RedirectResponse(target, status_code=303)
         return _search_page(web, request, user, form, status_code=400)
 
-    pages.include_router(contact_page.router(web))
     return pages
 
 
