@@ -7,8 +7,9 @@ from collections.abc import Callable
 from fastapi import APIRouter
 
 from sendline.web.context import Web
-from sendline.web.pages import overview
+from sendline.web.pages import automations, overview
 
 PAGES: list[Callable[[Web], APIRouter]] = [
     overview.router,
+    automations.router,
 ]
