@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from sendline.engine.definitions import Step, Trigger, definition_from_data
-from sendline.services.automation_checks import FieldMessage, parse
+from sendline.services.automation_checks import DefinitionInvalid, FieldMessage, parse
 from sendline.web import automation_form as forms
 from sendline.web.automation_steps import apply
 
@@ -212,3 +212,13 @@ def test_it_puts_each_error_beside_its_input_or_the_nearest_region() -> None:
         "trigger.name": "no event",
         "_form": "whole",
     }
+
+
+def test_it_leaves_out_a_branchs_other_alternatives_when_its_steps_are_in_error() -> None:
+    draft = forms.from_definition(BRANCHED)
+    draft["steps"][1]["then"][0]["body"] = ""
+    data, _ = forms.to_definition(draft)
+    with pytest.raises(DefinitionInvalid) as refused:
+        parse(data)
+    placed = forms.error_fields(refused.value.errors, forms.input_names(draft))
+    assert list(placed) == ["steps.1.then.0.body"]

@@ -85,6 +85,23 @@ def test_it_shows_errors_beside_the_fields_and_keeps_what_was_typed(
     assert "No automations" in signed_in.get("/app/automations").text  # nothing saved
 
 
+def test_it_pages_and_filters_the_list(
+    signed_in: Browserless, acme: Member, session_factory: sessionmaker[Session]
+) -> None:
+    for number in range(22):
+        data = {"name": f"Auto {number:02}", "trigger": {"type": "event", "name": "e"}}
+        save_definition(session_factory, acme.account_id, {**data, "steps": [{"type": "exit"}]})
+    first = signed_in.get("/app/automations").text
+    assert "Auto 21" in first and "Auto 02" in first and "Auto 01" not in first
+    older = re.search(r'href="(/app/automations\?before=\d+)"', first)
+    assert older is not None
+    rest = signed_in.get(older.group(1)).text
+    assert "Auto 01" in rest and "Auto 00" in rest and "Auto 02" not in rest
+    assert "No automations in state active" in signed_in.get("/app/automations?status=active").text
+    for odd in ("?status=%00", "?before=x", "?before=" + "9" * 40, "?status=" + "a" * 5000):
+        assert signed_in.get("/app/automations" + odd).status_code == 200
+
+
 def test_it_validates_without_saving(signed_in: Browserless) -> None:
     answer = signed_in.post("/app/automations/new", {**WELCOME, "op": "validate"})
     assert answer.status_code == 200
@@ -305,6 +322,9 @@ def test_it_builds_activates_and_runs_an_automation_in_chromium(
     sign_in_browser(page, site, acme)
     page.goto(site.url + "/app/automations/new")
     page.get_by_label("Name", exact=True).fill("Browser welcome")
+    page.get_by_label("When a contact…").select_option("tag_added")  # htmx re-renders
+    page.locator("[id='f-trigger.tag']").wait_for()
+    page.get_by_label("When a contact…").select_option("event")
     page.get_by_label("Event name").fill("joined_club")
     page.get_by_label("Message of step 1").fill("Welcome to the club, %FIRSTNAME%!")
     page.get_by_label("New step", exact=True).select_option("add_tag")
@@ -331,8 +351,23 @@ def test_it_builds_activates_and_runs_an_automation_in_chromium(
         every = list_messages(session_factory, acme.account_id, limit=50)
         assert time.monotonic() < deadline, f"the automation's text was not sent: {every}"
         time.sleep(0.1)
-    page.reload()
-    assert "1 waiting" not in page.locator(".step-table").inner_text()
+    page.get_by_role("link", name="Pre-flight report").click()
+    assert page.get_by_role("heading", name="Pre-flight report").is_visible()
+    assert "1 sent" in page.locator(".step-table").inner_text() or "1 delivered" in (
+        page.locator(".step-table").inner_text()
+    )
+    screenshot(page, "automation")
+    page.get_by_role("link", name="version history").click()
+    assert page.get_by_role("heading", name="Version 1 current").is_visible()
+    screenshot(page, "automation-versions")
     page.goto(site.url + "/app/automations")
     assert page.get_by_role("link", name="Browser welcome").is_visible()
     screenshot(page, "automations")
+    # Readable on a phone: the builder with a branch is no wider than 375 px.
+    page.set_viewport_size({"width": 375, "height": 800})
+    page.goto(site.url + "/app/automations/new")
+    page.get_by_label("New step", exact=True).select_option("if_else")
+    page.get_by_role("button", name="Add step").click()
+    page.get_by_role("button", name="Add a step in “then” of step 2").click()
+    page.locator("[id='f-steps.1.then.0.body']").wait_for()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375

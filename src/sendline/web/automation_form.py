@@ -53,25 +53,6 @@ TRIGGER_FIELDS: dict[str, tuple[str, ...]] = {
     "date": ("field", "offset_days", "at", "every_year"),
     "bulk": ("segment",),
 }
-LABELS = {
-    "send_sms": "Send a text",
-    "wait": "Wait",
-    "if_else": "If / else",
-    "add_tag": "Add a tag",
-    "remove_tag": "Remove a tag",
-    "update_field": "Set a field",
-    "subscribe": "Subscribe to a list",
-    "unsubscribe": "Unsubscribe from a list",
-    "goal": "Goal",
-    "exit": "Exit",
-    "list_subscribed": "Joins a list",
-    "tag_added": "Gets a tag",
-    "field_changed": "A field changes",
-    "event": "A custom event",
-    "reply": "Replies",
-    "date": "A date (birthday, renewal)",
-    "bulk": "Bulk start (a blast)",
-}
 CONDITION_KINDS = ("tag", "list", "field", "consent", "last_message_status", "replied", "json")
 CONDITION_TEXTS: tuple[str, ...] = ("field", "op", "value", "tag", "present", "list", "member")
 CONDITION_TEXTS += ("consent", "last_message_status", "replied", "json")
@@ -91,10 +72,6 @@ _TEXTS: tuple[str, ...] = (
 _TEXTS += ("otherwise", "then_goto", "else_goto", "name", "to", "keyword", "offset_days")
 _TEXTS += ("at", "every_year")
 MAX_PARTS = 3 + 2 * (MAX_NESTING + 2)  # steps.N(.then.M)*.condition.key
-
-
-def label(kind: str) -> str:
-    return LABELS.get(kind, kind.replace("_", " "))
 
 
 def empty_draft() -> Draft:
@@ -410,10 +387,22 @@ def error_fields(errors: Iterable[FieldMessage], names: set[str]) -> dict[str, s
     """Each error beside the input its path names, or the nearest step, branch or
     condition holding it; `_form` for the definition as a whole."""
     placed: dict[str, str] = {}
-    for error in errors:
+    listed = list(errors)
+    paths = [error.field or "" for error in listed]
+    for error in listed:
+        if _other_alternative(error, paths):
+            continue
         name = _nearest(error.field, names)
         placed[name] = f"{placed[name]}; {error.detail}" if name in placed else error.detail
     return placed
+
+
+def _other_alternative(error: FieldMessage, paths: list[str]) -> bool:
+    """A branch is steps or a step id: when its steps are in error, pydantic also says
+    the branch is not a string (nor None). Noise beside a branch of steps: left out."""
+    alternatives = ("Input should be a valid string", "Input should be None")
+    inside = f"{error.field}."
+    return error.detail.endswith(alternatives) and any(p.startswith(inside) for p in paths)
 
 
 def _nearest(path: str | None, names: set[str]) -> str:

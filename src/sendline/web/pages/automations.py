@@ -44,6 +44,31 @@ LIFECYCLE = ("activate", "pause", "archive")
 BASE = PREFIX + "/automations"
 
 
+LABELS: dict[str, str] = {
+    "send_sms": "Send a text",
+    "wait": "Wait",
+    "if_else": "If / else",
+    "add_tag": "Add a tag",
+    "remove_tag": "Remove a tag",
+    "update_field": "Set a field",
+    "subscribe": "Subscribe to a list",
+    "unsubscribe": "Unsubscribe from a list",
+    "goal": "Goal",
+    "exit": "Exit",
+    "list_subscribed": "Joins a list",
+    "tag_added": "Gets a tag",
+    "field_changed": "A field changes",
+    "event": "A custom event",
+    "reply": "Replies",
+    "date": "A date (birthday, renewal)",
+    "bulk": "Bulk start (a blast)",
+}
+
+
+def label(kind: str) -> str:
+    return LABELS.get(kind, kind.replace("_", " "))
+
+
 def _choices(annotation: Any) -> tuple[str, ...]:
     """The values of a Literal annotation (optionally `Literal[...] | None`)."""
     args = typing.get_args(annotation)
@@ -66,7 +91,7 @@ BUILDER = {
     "otherwise": _choices(GoalStep.model_fields["otherwise"].annotation),
     "weekdays": _choices(WaitStep.model_fields["weekdays"].annotation),
     "max_nesting": MAX_NESTING,
-    "label": forms.label,
+    "label": label,
 }
 
 
