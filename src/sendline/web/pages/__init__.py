@@ -10,6 +10,7 @@ from fastapi import APIRouter
 
 from sendline.web.context import Web
 from sendline.web.pages import (
+    automations,
     composer,
     contact_page,
     contacts,
@@ -25,6 +26,7 @@ from sendline.web.pages import (
 PAGES: list[Callable[[Web], APIRouter]] = [
     overview.router,
     composer.router,
+    automations.router,
     imports.router,  # before the contact page: /contacts/import is not a contact's id
     contacts.router,
     contact_page.router,
