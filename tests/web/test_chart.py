@@ -50,3 +50,19 @@ def test_it_refuses_a_series_of_the_wrong_length() -> None:
 def test_it_rounds_the_axis_to_a_readable_maximum(value: int, top: int) -> None:
     assert nice_max(value) == top
     assert nice_max(value) >= value
+
+
+def test_it_keeps_two_equal_series_both_visible() -> None:
+    """Every message sent was delivered: the two lines coincide. The one drawn first is
+    wider, so the later one runs inside it and both show."""
+    svg = line_chart(
+        ["a", "b"],
+        [
+            Series("sent", "Sent", "#0a58ca", [3, 4]),
+            Series("delivered", "Delivered", "#1a7f37", [3, 4]),
+        ],
+        title="t",
+    )
+    first, second = ElementTree.fromstring(str(svg)).findall(f".//{SVG}polyline")
+    assert first.get("points") == second.get("points")
+    assert float(first.get("stroke-width", "0")) > float(second.get("stroke-width", "0"))
