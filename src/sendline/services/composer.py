@@ -211,7 +211,7 @@ def _clean(body: str) -> str:
 
 def _fields(session: Session, account_id: int) -> dict[str, str]:
     query = select(CustomField.key, CustomField.label).where(CustomField.account_id == account_id)
-    return dict(session.execute(query.order_by(CustomField.key)).tuples().all())
+    return {key: label for key, label in session.execute(query.order_by(CustomField.key))}
 
 
 def _tag_options(fields: dict[str, str]) -> tuple[TagOption, ...]:
