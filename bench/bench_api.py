@@ -28,17 +28,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import httpx
 from sqlalchemy import func, select
 
 from bench.api_seed import Seeded, seed_account, seed_messages
 from bench.api_servers import EVENTS_PATH, HOST, Load, Server, generator_name, open_loop, saturate
-from bench.common import print_table, scratch_postgres
+from bench.common import on_database, print_table
 from sendline.store.db import create_engine_for
 from sendline.store.engine_models import AutomationRun
 
@@ -69,18 +67,7 @@ def options(argv: Sequence[str]) -> argparse.Namespace:
 
 def run(argv: Sequence[str] = ()) -> None:
     args = options(argv)
-    with tempfile.TemporaryDirectory(prefix="sendline-bench-") as workdir:
-        if args.database == "sqlite":
-            _measure(f"sqlite:///{Path(workdir) / 'bench.db'}", workdir, args)
-            return
-        scratch = scratch_postgres()
-        if scratch is None:
-            return
-        url, drop = scratch
-        try:
-            _measure(url, workdir, args)
-        finally:
-            drop()
+    on_database(args.database, lambda url, workdir: _measure(url, workdir, args))
 
 
 def _measure(url: str, workdir: str, args: argparse.Namespace) -> None:

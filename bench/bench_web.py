@@ -20,17 +20,15 @@ import argparse
 import os
 import re
 import statistics
-import tempfile
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import httpx
 from sqlalchemy import select
 
 from bench.api_servers import HOST, Server
 from bench.bench_engine import prepare
-from bench.common import print_table, scratch_postgres
+from bench.common import on_database, print_table
 from sendline.services.users import create_user
 from sendline.store.db import create_engine_for, session_factory
 from sendline.store.models import Contact
@@ -56,18 +54,7 @@ def options(argv: Sequence[str]) -> argparse.Namespace:
 
 def run(argv: Sequence[str] = ()) -> None:
     args = options(argv)
-    with tempfile.TemporaryDirectory(prefix="sendline-bench-") as workdir:
-        if args.database == "sqlite":
-            _measure(f"sqlite:///{Path(workdir) / 'bench.db'}", workdir, args)
-            return
-        scratch = scratch_postgres()
-        if scratch is None:
-            return
-        url, drop = scratch
-        try:
-            _measure(url, workdir, args)
-        finally:
-            drop()
+    on_database(args.database, lambda url, workdir: _measure(url, workdir, args))
 
 
 def _seed(url: str, contacts: int) -> int:

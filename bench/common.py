@@ -70,6 +70,23 @@ def scratch_postgres(prefix: str = "sendline_bench") -> tuple[str, Callable[[], 
     return url.render_as_string(hide_password=False), drop
 
 
+def on_database(database: str, measure: Callable[[str, str], None]) -> None:
+    """`measure(url, workdir)` on a scratch database of the kind named (`sqlite` or
+    `postgresql`) in a scratch folder, both removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="sendline-bench-") as workdir:
+        if database == "sqlite":
+            measure(f"sqlite:///{Path(workdir) / 'bench.db'}", workdir)
+            return
+        scratch = scratch_postgres()
+        if scratch is None:
+            return
+        url, drop = scratch
+        try:
+            measure(url, workdir)
+        finally:
+            drop()
+
+
 def on_each_database(measure: Callable[[str, str], list[str]]) -> list[list[str]]:
     """`measure(kind, url)` on a scratch SQLite file and a scratch PostgreSQL database
     (those of BENCH_DATABASES that can be had), each removed afterwards: its rows."""
