@@ -171,6 +171,7 @@ def test_it_counts_live_and_fixes_ucs2_in_one_click(
     box.fill("Don\u2019t miss it")
     page.wait_for_selector("#count-body mark.ucs2")
     assert _counter(page, "encoding").inner_text() == "UCS-2"
+    screenshot(page, "composer-ucs2")
     page.get_by_role("button", name="Replace \u2019 with '").click()
     page.wait_for_function(
         "document.querySelector('#count-body [data-count=encoding]')?.textContent === 'GSM-7'"
