@@ -97,7 +97,7 @@ def _width(order: int, count: int) -> float:
     """Earlier series are drawn wider, under later ones: where two series are equal
     (every message sent was delivered) the later line runs inside the earlier one and
     both stay visible, instead of the last one hiding the other."""
-    return 2.0 + 2.0 * (count - 1 - order)
+    return 1.5 + 1.0 * (count - 1 - order)
 
 
 def _line(one: Series, labels: Sequence[str], top: int, width: float = 2.0) -> list[str]:
