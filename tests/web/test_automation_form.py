@@ -222,3 +222,18 @@ def test_it_leaves_out_a_branchs_other_alternatives_when_its_steps_are_in_error(
         parse(data)
     placed = forms.error_fields(refused.value.errors, forms.input_names(draft))
     assert list(placed) == ["steps.1.then.0.body"]
+
+
+def test_it_drops_the_internal_step_id_beside_the_steps_own_input() -> None:
+    draft = forms.from_definition(BRANCHED)
+    names = forms.input_names(draft)
+    errors = [
+        FieldMessage("steps.1.then.0.body", "step step-2.then-1: %FRISTNAME% is not a field"),
+        FieldMessage("steps.2", "step wait: it waits: too long"),
+        FieldMessage(None, "step step-9: whole"),
+    ]
+    assert forms.error_fields(errors, names) == {
+        "steps.1.then.0.body": "%FRISTNAME% is not a field",
+        "steps.2": "it waits: too long",
+        "_form": "step step-9: whole",  # on the form as a whole it tells which step
+    }

@@ -160,6 +160,35 @@ def test_it_puts_a_branch_steps_error_beside_it(signed_in: Browserless) -> None:
     answer = signed_in.post("/app/automations/new", {**fields, "op": "validate"})
     assert answer.status_code == 400
     assert "bit.ly" in error_beside(answer.text, "steps.1.then.0.body")
+    fields["steps.1.then.0.body"] = "Hi %FRISTNAME%, a gift"
+    answer = signed_in.post("/app/automations/new", {**fields, "op": "validate"})
+    said = error_beside(answer.text, "steps.1.then.0.body")
+    assert "FRISTNAME" in said and not said.startswith("step ")  # no internal step id
+    assert "Step 2 → then, step 1: Send a text" in answer.text
+    assert "Step 2 → else, step 1: Wait" in answer.text
+
+
+def test_it_titles_nested_branch_steps_by_where_they_sit(signed_in: Browserless) -> None:
+    fields = {
+        **WELCOME,
+        "steps.1.type": "if_else",
+        "steps.1.condition.kind": "tag",
+        "steps.1.condition.tag": "vip",
+        "steps.1.then.0.type": "add_tag",
+        "steps.1.then.0.tag": "gift",
+        "steps.1.then.1.type": "if_else",
+        "steps.1.then.1.condition.kind": "tag",
+        "steps.1.then.1.condition.tag": "gold",
+        "steps.1.then.1.else.0.type": "exit",
+    }
+    page = signed_in.post("/app/automations/new", {**fields, "op": "refresh"}).text
+    assert "Step 1: Send a text" in page and "Step 2 → then, step 1:" in page
+    assert "Step 2 → then, step 2 → else, step 1:" in page
+
+
+def test_it_shows_hints_without_markdown_backticks(signed_in: Browserless) -> None:
+    page = signed_in.get("/app/automations/new").text
+    assert "sendline events send" in page and "`" not in page
 
 
 def test_it_activates_pauses_and_archives(signed_in: Browserless) -> None:

@@ -187,6 +187,9 @@ def test_it_refuses_an_opt_in_without_its_disclosure_beside_the_field(
     out = post(signed_in, url, data={"kind": "opt_out", "method": "keyword", "source": "STOP"})
     assert out.status_code == 303
     assert service.show(session_factory, acme.account_id, grace.id).sms_consent == "opted_out"
+    # An opt-out's text is its evidence, not a disclosure: the column says both.
+    shown = signed_in.get(contact_url(grace.id)).text
+    assert '<th scope="col">Disclosure or evidence</th>' in shown
 
 
 def test_it_answers_another_accounts_contact_with_a_404_page(

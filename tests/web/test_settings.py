@@ -96,6 +96,13 @@ def test_it_shows_a_field_error_and_keeps_what_was_typed(
     assert after.quiet_start == before.quiet_start  # nothing was saved
 
 
+def test_it_shows_errors_without_the_internal_field_name(signed_in: Browserless) -> None:
+    answer = signed_in.post("/app/settings", {**GOOD, "quiet_start": "25:00"})
+    said = re.search(r'id="error-quiet_start" role="alert">([^<]*)<', answer.text)
+    assert said is not None and "not a time of day" in said.group(1)
+    assert not said.group(1).startswith("quiet_start")
+
+
 def test_it_refuses_a_window_that_ends_before_it_starts(signed_in: Browserless) -> None:
     answer = signed_in.post("/app/settings", {**GOOD, "quiet_start": "22:00"})
     assert answer.status_code == 400
@@ -143,6 +150,35 @@ def test_it_creates_an_api_key_shown_once_and_revokes_it(
     assert api.status_code == 401
 
 
+def _key_count(sessions: sessionmaker[Session]) -> int:
+    with sessions() as session:
+        return len(session.scalars(select(ApiKey.id)).all())
+
+
+def test_it_refuses_a_reload_that_would_create_the_key_again(
+    signed_in: Browserless, session_factory: sessionmaker[Session]
+) -> None:
+    form = signed_in.get("/app/settings/keys").text
+    issued = re.search(r'name="issued" value="([^"]+)"', form)
+    assert issued is not None
+    sent = {"name": "shop backend", "issued": issued.group(1)}
+    created = signed_in.post("/app/settings/keys", sent)
+    assert created.status_code == 200 and 'id="new-key"' in created.text
+    assert created.headers["cache-control"] == "no-store"
+    again = signed_in.post("/app/settings/keys", sent)  # what a browser reload sends
+    assert again.status_code == 400 and 'id="new-key"' not in again.text
+    assert "already created; reloading does not show it again" in again.text
+    assert _key_count(session_factory) == 1
+    # The page showing the key carries a fresh form: another key of that name is fine.
+    fresh = re.search(r'name="issued" value="([^"]+)"', created.text)
+    assert fresh is not None
+    other = signed_in.post("/app/settings/keys", {**sent, "issued": fresh.group(1)})
+    assert other.status_code == 200 and 'id="new-key"' in other.text
+    assert _key_count(session_factory) == 2
+    odd = signed_in.post("/app/settings/keys", {"name": "x", "issued": "\x00yesterday"})
+    assert odd.status_code == 200  # an unreadable time is no check, never a 500
+
+
 @pytest.mark.parametrize("name", ["", "   ", "k" * 500])
 def test_it_refuses_a_bad_key_name(signed_in: Browserless, name: str) -> None:
     answer = signed_in.post("/app/settings/keys", {"name": name})
@@ -173,6 +209,20 @@ def test_it_refuses_a_bad_webhook_url(signed_in: Browserless, url: str) -> None:
     answer = signed_in.post("/app/settings/webhooks", {"url": url, "events": "message.status"})
     assert answer.status_code == 400
     assert 'id="error-url"' in answer.text or "SENDLINE_SECRET_KEY" in answer.text
+
+
+def test_it_disables_adding_a_webhook_without_the_secret_key(signed_in: Browserless) -> None:
+    page = signed_in.get("/app/settings/webhooks").text
+    assert "SENDLINE_SECRET_KEY is not set" in page
+    assert re.search(r'<button type="submit" disabled[^>]*>Add webhook', page)
+    assert re.search(r'name="url" type="url"[^>]*disabled', page)
+    answer = signed_in.post(
+        "/app/settings/webhooks", {"url": "https://example.com/hook", "events": "message.status"}
+    )
+    assert answer.status_code == 400
+    assert "webhooks need SENDLINE_SECRET_KEY" in answer.text
+    assert "provider secret" not in answer.text
+    assert "No webhooks yet" in answer.text
 
 
 @pytest.fixture
@@ -207,6 +257,7 @@ def test_it_adds_a_webhook_shows_its_secret_once_and_rotates_it(
     secret_pages: Browserless,
 ) -> None:
     pages = secret_pages
+    assert " disabled" not in pages.get("/app/settings/webhooks").text.split("Add a webhook")[1]
     answer = pages.post(
         "/app/settings/webhooks",
         {"url": "https://example.com/hook", "events": ["message.status", "inbound.received"]},

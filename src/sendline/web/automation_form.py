@@ -12,6 +12,7 @@ input names. The step and trigger types come from `engine/definitions.py`.
 from __future__ import annotations
 
 import json
+import re
 import typing
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -72,6 +73,8 @@ _TEXTS: tuple[str, ...] = (
 _TEXTS += ("otherwise", "then_goto", "else_goto", "name", "to", "keyword", "offset_days")
 _TEXTS += ("at", "every_year")
 MAX_PARTS = 3 + 2 * (MAX_NESTING + 2)  # steps.N(.then.M)*.condition.key
+# "step <id>: " before an engine problem (ids are at most 100 characters).
+STEP_PREFIX = re.compile(r"^step .{1,100}?: ", re.DOTALL)
 
 
 def empty_draft() -> Draft:
@@ -393,8 +396,18 @@ def error_fields(errors: Iterable[FieldMessage], names: set[str]) -> dict[str, s
         if _other_alternative(error, paths):
             continue
         name = _nearest(error.field, names)
-        placed[name] = f"{placed[name]}; {error.detail}" if name in placed else error.detail
+        detail = _beside(error.detail, name)
+        placed[name] = f"{placed[name]}; {detail}" if name in placed else detail
     return placed
+
+
+def _beside(detail: str, name: str) -> str:
+    """The engine names a step by its id ("step step-1.then-1: ..."): beside the step's
+    own input that internal id says nothing the page does not, so it is dropped there
+    (kept on the form as a whole or the step list, where it tells which step)."""
+    if name in ("_form", "steps") or not name.startswith("steps."):
+        return detail
+    return STEP_PREFIX.sub("", detail, count=1)
 
 
 def _other_alternative(error: FieldMessage, paths: list[str]) -> bool:

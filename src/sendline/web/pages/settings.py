@@ -82,7 +82,9 @@ def read_changes(form: Form, view: AccountView) -> dict[str, Any]:
             _plain(name, value)
             changes.update(parse_changes({name: value}, by_key=True))
         except InvalidInput as exc:
-            form.errors[name] = exc.message
+            # The account's checks name the field ("quiet_start: ..."), as the API and
+            # the CLI need; here the message sits beside the field's own label.
+            form.errors[name] = exc.message.removeprefix(f"{name}: ")
     start = changes.get("quiet_start", view.quiet_start)
     end = changes.get("quiet_end", view.quiet_end)
     if form.ok and not start < end:

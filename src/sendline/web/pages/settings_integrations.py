@@ -2,13 +2,14 @@
 API keys and outbound webhooks (a key or a signing secret is shown once, when made)."""
 
 # No `from __future__ import annotations`: FastAPI evaluates `Depends(web.user)` in router().
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from sendline.api.problems import status_of
-from sendline.errors import InvalidInput, NotFound, SendlineError
+from sendline.errors import ConfigError, InvalidInput, NotFound, SendlineError
 from sendline.providers.configs import MAX_CONFIG, MAX_LABEL
 from sendline.services import api_keys, providers, webhooks
 from sendline.services.providers import HttpFields, TwilioFields
@@ -22,6 +23,12 @@ MAX_SHORT = 64
 MAX_POSITION = 1000
 NO_STORE = {"Cache-Control": "no-store"}  # a page showing a secret is never cached
 CONFIRMS = [("", "The carrier's default"), ("yes", "Yes"), ("no", "No")]
+# Without SENDLINE_SECRET_KEY the secret box speaks of provider secrets: a webhook's
+# page says what it means for a webhook instead.
+NO_KEY_FOR_WEBHOOKS = (
+    "webhooks need SENDLINE_SECRET_KEY: their signing secrets are stored sealed with it. "
+    "Set it (sendline providers new-key makes one) and restart Sendline."
+)
 
 
 def _id(ref: str, what: str) -> int:
@@ -86,6 +93,32 @@ def provider_fields(form: Form) -> tuple[TwilioFields | HttpFields, dict[str, An
         raise InvalidInput("the auth token is 32 hex digits", field="auth_token")
     sid = _short(form, "account_sid") or ""
     return TwilioFields(sid, token, sender, _short(form, "messaging_service_sid")), options
+
+
+RESUBMITTED = "this key was already created; reloading does not show it again"
+
+
+def _issued(form: Form) -> datetime | None:
+    """When the create-key form was shown (its hidden `issued` field), None if absent or
+    not a time: a page made before this field, or an edited form (no check then)."""
+    try:
+        issued = datetime.fromisoformat(form.get("issued")[:40])
+    except ValueError:
+        return None
+    return issued if issued.tzinfo else issued.replace(tzinfo=UTC)
+
+
+def resubmitted(keys: list[api_keys.ApiKeyView], name: str, issued: datetime | None) -> bool:
+    """A key of this name made since the form was shown: the browser is sending the same
+    form again (a reload of the page showing the key), not a new request. Nothing is
+    stored for this, so it holds across processes and however late the reload comes."""
+    if issued is None:
+        return False
+    for key in keys:
+        made = key.created_at if key.created_at.tzinfo else key.created_at.replace(tzinfo=UTC)
+        if key.name == name and made >= issued:
+            return True
+    return False
 
 
 def router(web: Web) -> APIRouter:
@@ -173,6 +206,7 @@ def router(web: Web) -> APIRouter:
             active="settings",
             tab="keys",
             keys=keys,
+            issued=datetime.now(UTC).isoformat(),
             form=form,
             revoked=request.query_params.get("revoked") == "1",
             **context,
@@ -188,6 +222,9 @@ def router(web: Web) -> APIRouter:
     ) -> HTMLResponse:
         try:
             name = _short(form, "name", api_keys.MAX_NAME) or ""
+            keys = api_keys.key_page(web.sessions, user.account_id, limit=100, before_id=None)
+            if resubmitted(keys, name, _issued(form)):
+                raise InvalidInput(RESUBMITTED)
             created = api_keys.create_key(web.sessions, user.account_id, name)
         except SendlineError as exc:
             form.fail(exc, "name")
@@ -232,10 +269,15 @@ def router(web: Web) -> APIRouter:
         request: Request, user: User, form: Annotated[Form, Depends(web.form)]
     ) -> HTMLResponse:
         try:
+            if not web.settings.secret_keys:  # the form is disabled; a stale page posts
+                raise ConfigError(NO_KEY_FOR_WEBHOOKS)
             url = _short(form, "url", 2048) or ""
             created = webhooks.create_webhook(
                 web.sessions, web.settings, user.account_id, url, form.getlist("events")
             )
+        except ConfigError:
+            form.errors["_form"] = NO_KEY_FOR_WEBHOOKS
+            return hook_page(request, user, form)
         except SendlineError as exc:
             form.fail(exc)
             return hook_page(request, user, form)
@@ -271,6 +313,8 @@ def router(web: Web) -> APIRouter:
                 created = webhooks.rotate_secret(web.sessions, web.settings, account, number)
             except NotFound:
                 raise
+            except ConfigError:
+                return hook_detail(request, user, ref, error=NO_KEY_FOR_WEBHOOKS)
             except SendlineError as exc:
                 return hook_detail(request, user, ref, error=exc.message)
             page = hook_detail(request, user, ref, created=created)
