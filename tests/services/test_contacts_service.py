@@ -3,12 +3,15 @@ and bad input is refused with a code and nothing written."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.errors import Conflict, InvalidInput, NotFound, SendlineError
 from sendline.services import contacts as service
+from sendline.services.contact_queries import contact_names
 from sendline.store.contacts import Contacts
 from sendline.store.engine_models import AutomationRun
 from sendline.store.models import Account, ConsentEvent, Contact
@@ -190,3 +193,29 @@ def test_it_refuses_a_contact_without_email_or_phone_and_bad_fields(
         service.update(session_factory, None, "ann@example.com", email="")
     assert raised.value.code == "no_identity"
     assert service.show(session_factory, None, "ann@example.com").email == "ann@example.com"
+
+
+def test_it_names_a_page_of_contacts_in_one_query_within_the_account(
+    session: Session, session_factory: sessionmaker[Session], owner: Account
+) -> None:
+    other = make_account(session, "other")
+    session.commit()
+    ada = service.create(session_factory, owner.id, phone="+14155550101", first_name="Ada")
+    bare = service.create(session_factory, owner.id, phone="+14155550102")
+    mail = service.create(session_factory, owner.id, email="bo@example.com", last_name="Bo")
+    theirs = service.create(session_factory, other.id, phone="+14155550103", first_name="Eve")
+    ids = [ada.contact.id, bare.contact.id, mail.contact.id, theirs.contact.id, 10**12]
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        statements.append(str(args[2]))  # the SQL of each statement the query runs
+
+    engine = session_factory.kw["bind"]
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        names = contact_names(session_factory, owner.id, ids + ids)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert names == {ada.contact.id: "Ada", bare.contact.id: "+14155550102", mail.contact.id: "Bo"}
+    assert sum("FROM contacts" in sql for sql in statements) == 1
+    assert contact_names(session_factory, owner.id, []) == {}

@@ -96,9 +96,16 @@ def test_it_pages_and_filters_the_list(
     assert older is not None
     rest = signed_in.get(older.group(1)).text
     assert "Auto 01" in rest and "Auto 00" in rest and "Auto 02" not in rest
+    assert "No automations in state active" in signed_in.get("/app/automations?state=active").text
     assert "No automations in state active" in signed_in.get("/app/automations?status=active").text
-    for odd in ("?status=%00", "?before=x", "?before=" + "9" * 40, "?status=" + "a" * 5000):
+    for odd in ("?before=x", "?before=" + "9" * 40):
         assert signed_in.get("/app/automations" + odd).status_code == 200
+    for odd in ("zzz", "\x00", "a" * 5000, "ACTIVE", "😀"):
+        for name in ("state", "status"):
+            bad = signed_in.get("/app/automations", params={name: odd})
+            assert bad.status_code == 400, (name, odd)
+            assert '<p class="error" id="f-status-error" role="alert">' in bad.text
+            assert 'aria-invalid="true"' in bad.text and "choose a state from the list" in bad.text
 
 
 def test_it_validates_without_saving(signed_in: Browserless) -> None:

@@ -64,6 +64,34 @@ def test_it_searches_contacts_by_any_spelling_of_the_phone(
     assert "No contact matches this search" in nobody.text
 
 
+def test_it_lists_exactly_the_contacts_with_a_phone_status(
+    signed_in: Browserless, acme: Member, session_factory: sessionmaker[Session]
+) -> None:
+    # The overview's "Needs action" links: invalid numbers and landlines.
+    typo = service.create(session_factory, acme.account_id, phone=TYPO, first_name="Alan")
+    landline = service.create(session_factory, acme.account_id, phone="+44 20 7946 0958")
+    email_only = service.create(session_factory, acme.account_id, email="ada@example.com")
+    everyone = {acme.contact_id, typo.contact.id, landline.contact.id, email_only.contact.id}
+    expected = {
+        "invalid_phone": typo.contact.id,
+        "landline": landline.contact.id,
+        "no_phone": email_only.contact.id,
+        "ok": acme.contact_id,
+    }
+    for status, only in expected.items():
+        answer = signed_in.get("/app/contacts", params={"phone_status": status})
+        assert answer.status_code == 200 and link(only) in answer.text, status
+        assert not any(link(other) in answer.text for other in everyone - {only}), status
+        assert f'<option value="{status}" selected>' in answer.text  # the choice is kept
+    both = signed_in.get("/app/contacts?phone_status=landline&consent=none&before=999999999")
+    assert link(landline.contact.id) in both.text and link(acme.contact_id) not in both.text
+
+    bad = signed_in.get("/app/contacts", params={"phone_status": "bogus"})
+    assert bad.status_code == 400
+    assert 'id="q-error-phone_status"' in bad.text and "choose a phone status" in bad.text
+    assert link(acme.contact_id) not in bad.text  # no unfiltered list behind the error
+
+
 def test_it_pages_contacts_with_an_older_link(
     signed_in: Browserless, acme: Member, session_factory: sessionmaker[Session]
 ) -> None:
@@ -92,6 +120,11 @@ def test_it_refuses_a_typod_phone_beside_the_field_and_keeps_what_was_typed(
     assert 'value="Hopper"' in bad_email.text
     taken = post(signed_in, "/app/contacts", data={"phone": "415 867 5309"})
     assert taken.status_code == 400 and 'id="error-phone"' in taken.text  # acme's own contact
+
+    letter = post(signed_in, "/app/contacts", data=typed | {"phone": "+1 415 555 01O9"})
+    assert letter.status_code == 400 and 'id="error-phone"' in letter.text
+    assert "contains letters: O;" in letter.text and "it needs +country code" not in letter.text
+    assert 'value="+1 415 555 01O9"' in letter.text
 
     made = post(signed_in, "/app/contacts", data=typed | {"phone": "(415) 555-0132"})
     new_id = created_id(made)
@@ -224,7 +257,7 @@ def test_it_answers_another_accounts_contact_with_a_404_page(
 def test_it_never_answers_odd_input_with_a_500(
     signed_in: Browserless, acme: Member, odd: str
 ) -> None:
-    fields = ("phone", "email", "tag", "list", "consent", "before")
+    fields = ("phone", "email", "tag", "list", "consent", "phone_status", "before")
     # A URL is bounded (64 KB in httpx): the query gets the first 5,000 characters.
     query = dict.fromkeys(fields, odd[:5000])
     assert signed_in.get("/app/contacts", params=query).status_code < 500

@@ -59,6 +59,18 @@ def test_it_lists_conversations_and_the_review_queue(
     assert PLEASE in queue.text and "who is this?" not in queue.text
 
 
+def test_it_names_each_conversations_contact(
+    signed_in: Browserless, acme: Member, session_factory: sessionmaker[Session]
+) -> None:
+    _reply(session_factory, acme, ACME_PHONE, "Thanks, see you Friday")
+    _reply(session_factory, acme, "+14155550199", "who is this?")
+    page = signed_in.get("/app/inbox").text
+    assert re.search(r"<td>\s*Ada<br>", page) and "Unknown number<br>" in page
+    assert f"Contact {acme.contact_id}" not in page
+    only = signed_in.get(f"/app/inbox?contact={acme.contact_id}").text
+    assert '<span class="badge">Ada only</span>' in only and "who is this?" not in only
+
+
 def test_it_opts_a_contact_out_in_one_click(
     signed_in: Browserless, acme: Member, session_factory: sessionmaker[Session]
 ) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sendline.engine.pipeline import Pipeline, SmsRequest
 from sendline.services import contacts as service
+from sendline.store.contacts import Contacts
 from sendline.store.models import Account, Contact
 from tests.engine.factories import make_contact, message, queue_message
 from tests.fakes.live_app import LiveApp
@@ -116,6 +117,30 @@ def test_it_releases_ticked_messages_and_says_which_are_still_held(
     assert not_held.status_code == 400 and "not held" in not_held.text
 
 
+def test_it_names_the_contact_of_a_held_message_without_a_number(
+    signed_in: Browserless, acme: Member, session: Session
+) -> None:
+    account = session.get(Account, acme.account_id)
+    assert account is not None
+    contacts = Contacts(session, acme.account_id)
+    bob = contacts.create(email="bob@example.com", first_name="Bob", last_name="Stone")
+    typo = contacts.create(phone="+1 415 555 01")
+    ids: list[int] = []
+    Pipeline(account).queue_many(
+        session,
+        [(bob, SmsRequest(template=BODY)), (typo, SmsRequest(template=BODY))],
+        datetime.now(UTC),
+        before_insert=lambda rows: ids.extend(row["id"] for row in rows),
+    )
+    session.commit()
+    assert [message(session, i).to_e164 for i in ids] == [None, None]
+    session.rollback()
+    held = signed_in.get("/app/messages", params={"status": "held"}).text
+    assert f'href="/app/contacts/{bob.id}">Bob Stone</a>' in held
+    assert f'href="/app/contacts/{typo.id}">+1 415 555 01</a>' in held
+    assert "contact " + str(bob.id) not in held
+
+
 def test_it_filters_and_pages_the_log(
     signed_in: Browserless, acme: Member, session: Session
 ) -> None:
@@ -141,17 +166,23 @@ def test_it_filters_and_pages_the_log(
     by_contact = signed_in.get("/app/messages", params={"contact_id": str(acme.contact_id)}).text
     assert msg_link(recent[-1]) in by_contact and msg_link(held) not in by_contact
     in_january = signed_in.get(
-        "/app/messages", params={"since": "2026-01-01", "until": "2026-01-31"}
+        "/app/messages", params={"created_from": "2026-01-01", "created_until": "2026-01-31"}
     )
     assert msg_link(old) in in_january.text and msg_link(held) not in in_january.text
 
     bad = signed_in.get(
-        "/app/messages", params={"status": "lost", "contact_id": "ada", "since": "yesterday"}
+        "/app/messages",
+        params={"status": "lost", "contact_id": "ada", "created_from": "notadate"},
     )
     assert bad.status_code == 400
-    for field in ("status", "contact_id", "since"):
+    for field in ("status", "contact_id", "created_from"):
         assert f'id="q-error-{field}"' in bad.text
-    assert 'value="ada"' in bad.text  # what was typed is kept
+    assert 'value="ada"' in bad.text and 'value="notadate"' in bad.text  # what was typed is kept
+    assert msg_link(held) not in bad.text  # no unfiltered log behind the errors
+    late = signed_in.get("/app/messages", params={"created_until": "2026-02-30"})
+    assert late.status_code == 400 and 'id="q-error-created_until"' in late.text
+    old_link = signed_in.get("/app/messages", params={"since": "yesterday"})  # earlier name
+    assert old_link.status_code == 400 and 'value="yesterday"' in old_link.text
 
 
 def test_it_shows_a_message_with_its_history_and_cancels_it(
@@ -189,8 +220,10 @@ def test_it_answers_another_accounts_message_with_a_404_page(
 def test_it_never_answers_odd_input_with_a_500(
     signed_in: Browserless, acme: Member, odd: str
 ) -> None:
-    keys = ("status", "reason", "automation_id", "contact_id", "since", "until", "before")
-    assert signed_in.get("/app/messages", params=dict.fromkeys(keys, odd)).status_code < 500
+    keys = ("status", "reason", "automation_id", "contact_id", "created_from", "created_until")
+    for extra in ("before", "since", "until"):
+        params = dict.fromkeys((*keys, extra), odd)
+        assert signed_in.get("/app/messages", params=params).status_code < 500
     for data in ({"reason": odd}, {"ids": odd}, {"ids": [odd, "1"]}):
         assert post(signed_in, "/app/messages/release", data).status_code < 500
     path = odd.replace("\x00", "").replace("/", "") or "x"

@@ -63,9 +63,11 @@ def test_it_never_shows_another_accounts_activity(
 
 def test_it_takes_only_the_periods_it_offers(signed_in: Browserless) -> None:
     assert "last 7 days" in signed_in.get("/app/?days=7").text
-    for odd in ("0", "-1", "abc", "100000", "7.5", "\u0667", "%00"):
+    assert "choose a period" not in signed_in.get("/app/?days=7").text
+    for odd in ("0", "-1", "abc", "100000", "7.5", "\u0667", "%00", "\x00", " ", "9" * 5000):
         answer = signed_in.get("/app/", params={"days": odd})
-        assert answer.status_code == 200 and "last 30 days" in answer.text
+        assert answer.status_code == 400 and "last 30 days" in answer.text, repr(odd)
+        assert '<p class="error" role="alert">choose a period of 7, 30 or 90 days' in answer.text
 
 
 def _wait_until_sent(sessions: sessionmaker[Session], account_id: int, count: int) -> None:

@@ -8,6 +8,7 @@ account; another account's rows never match.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,6 +28,7 @@ from sendline.services.contacts import (
 from sendline.sms.phone import check_phone
 from sendline.store.contact_values import normalize_email
 from sendline.store.contacts import Contacts
+from sendline.store.ids import MAX_ID
 from sendline.store.keyset import newest_first
 from sendline.store.models import ConsentEvent, Contact, ContactList, ContactTag, ListMember
 
@@ -40,6 +42,7 @@ class ContactFilter:
     tag: str | None = None
     list_name: str | None = None
     consent: str | None = None  # opted_in, opted_out, none
+    phone_status: str | None = None  # ok, no_phone, invalid_phone, landline (PHONE_STATUSES)
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,27 @@ def consent_page(
         return [_record(event) for event in events]
 
 
+def contact_names(sessions: Sessions, account: AccountRef, ids: Iterable[int]) -> dict[int, str]:
+    """How each of these contacts is shown in a list of texts (name, else phone, else
+    email), in one query for a whole page; another account's ids are left out."""
+    wanted = sorted({i for i in ids if 1 <= i <= MAX_ID})  # PostgreSQL refuses a bigger one
+    if not wanted:
+        return {}
+    with sessions.begin() as session:
+        account_id = resolve_account(session, account).id
+        rows = session.execute(
+            select(
+                Contact.id, Contact.first_name, Contact.last_name, Contact.email, Contact.phone
+            ).where(Contact.account_id == account_id, Contact.id.in_(wanted))
+        )
+        names: dict[int, str] = {}
+        for contact_id, first, last, email, phone in rows:
+            label = " ".join(p for p in (first, last) if p) or phone or email
+            if label:
+                names[contact_id] = label
+        return names
+
+
 def _filtered(session: Session, account_id: int, where: ContactFilter) -> Select[Any] | None:
     """The query for `where`; None when nothing can match (an unknown list, a bad email)."""
     query = select(Contact).where(Contact.account_id == account_id)
@@ -156,6 +180,8 @@ def _filtered(session: Session, account_id: int, where: ContactFilter) -> Select
         )
     if where.consent is not None:
         query = query.where(Contact.sms_consent == where.consent)
+    if where.phone_status is not None:
+        query = query.where(Contact.phone_status == where.phone_status)
     return query
 
 
@@ -207,6 +233,7 @@ __all__ = [
     "ListCount",
     "TagCount",
     "consent_page",
+    "contact_names",
     "list_counts",
     "search_contacts",
     "tag_counts",

@@ -112,11 +112,16 @@ def router(web: Web) -> APIRouter:
     Posted = Annotated[Form, Depends(web.form)]
 
     @pages.get(BASE, response_class=HTMLResponse)
-    def index(request: Request, user: User, status: str = "", before: str = "") -> HTMLResponse:
-        state = status if status in AUTOMATION_STATUSES else None
+    def index(
+        request: Request, user: User, status: str = "", state: str = "", before: str = ""
+    ) -> HTMLResponse:
+        # `state` is the filter's name (its label says State); `status` from older links.
+        wanted = state or status
+        bad = wanted != "" and wanted not in AUTOMATION_STATUSES
+        chosen = wanted if wanted in AUTOMATION_STATUSES else None
         below = int(before) if before.isascii() and before.isdigit() and len(before) < 19 else None
         rows = page_automations(
-            web.sessions, user.account_id, limit=PAGE_SIZE + 1, before=below, status=state
+            web.sessions, user.account_id, limit=PAGE_SIZE + 1, before=below, status=chosen
         )
         shown = [
             automation_full(web.sessions, user.account_id, row.id, failures=0)
@@ -127,9 +132,11 @@ def router(web: Web) -> APIRouter:
             request,
             "automations.html",
             user,
+            status_code=400 if bad else 200,
             active="automations",
             automations=shown,
-            status=state or "",
+            status=chosen or "",
+            state_error="choose a state from the list" if bad else None,
             statuses=AUTOMATION_STATUSES,
             more=more,
         )

@@ -85,7 +85,7 @@ def identity(form: Form, *, current_phone: str | None = None) -> dict[str, str |
         if len(phone) > MAX_PHONE:
             form.errors["phone"] = f"a phone number is at most {MAX_PHONE} characters"
         elif check_phone(phone).status.value == "invalid_phone":
-            form.errors["phone"] = BAD_PHONE
+            form.errors["phone"] = _bad_phone(phone)
     if values["email"] is not None:
         try:
             normalize_email(values["email"])
@@ -97,6 +97,17 @@ def identity(form: Form, *, current_phone: str | None = None) -> dict[str, str |
     if phone is None and values["email"] is None:
         form.errors["phone"] = "a contact needs a phone number or an email"
     return values
+
+
+def _bad_phone(phone: str) -> str:
+    """Why a typed phone is refused: a letter (an O for a 0) is the likely typo, which
+    the country-code advice would only mislead about. A vanity number that is valid
+    (1-800-FLOWERS) never gets here."""
+    letters = "".join(dict.fromkeys(c for c in phone if c.isalpha()))
+    if not letters:
+        return BAD_PHONE
+    shown = ", ".join(letters[:5]) + (", …" if len(letters) > 5 else "")
+    return f"this phone number contains letters: {shown}; type it in digits (0, not O)"
 
 
 def router(web: Web) -> APIRouter:

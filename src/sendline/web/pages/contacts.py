@@ -1,4 +1,4 @@
-"""Contacts: search them (phone in any spelling, email, tag, list, consent status), a
+"""Contacts: search them (phone in any spelling, email, tag, list, consent or phone status), a
 keyset page at a time, and create one. Through the API's services: the same search
 (`contact_queries.search_contacts`), the same create (its tags and lists would fire
 triggers as from the CLI). The contact page is `contact_page.py`, imports `imports.py`.
@@ -21,7 +21,7 @@ from sendline.services.contact_queries import (
 )
 from sendline.services.users import WebUser
 from sendline.store.contact_values import MAX_EMAIL, MAX_NAME, MAX_PHONE, MAX_TAG
-from sendline.store.models import CONSENT_STATUSES
+from sendline.store.models import CONSENT_STATUSES, PHONE_STATUSES
 from sendline.web.context import PREFIX, Form, Web
 from sendline.web.pages.contact_page import before_of, fail, identity
 
@@ -32,6 +32,14 @@ SEARCH_LIMITS = {
     "email": MAX_EMAIL,
     "tag": MAX_TAG,
     "list": MAX_NAME,
+}
+CHOICES = {"consent": CONSENT_STATUSES, "phone_status": PHONE_STATUSES}  # select fields
+CHOICE_NAMES = {"consent": "consent status", "phone_status": "phone status"}
+PHONE_STATUS_TEXT = {
+    "ok": "can be texted",
+    "no_phone": "no phone",
+    "invalid_phone": "invalid number",
+    "landline": "landline",
 }
 
 
@@ -102,8 +110,9 @@ def _search_page(
         search=search,
         contacts=shown,
         older=older,
-        searching=any(search.get(key) for key in (*SEARCH_LIMITS, "consent")),
+        searching=any(search.get(key) for key in (*SEARCH_LIMITS, *CHOICES)),
         consent_options=[("", "Any")] + [(s, s.replace("_", " ")) for s in CONSENT_STATUSES],
+        phone_status_options=[("", "Any")] + [(s, PHONE_STATUS_TEXT[s]) for s in PHONE_STATUSES],
         form=new,
         **suggestions,
     )
@@ -117,13 +126,22 @@ def _filter(search: Form) -> ContactFilter:
         if len(value) > limit:
             search.errors[key] = f"at most {limit} characters"
         given[key] = value or None
-    consent = search.get("consent") or None
-    if consent is not None and consent not in CONSENT_STATUSES:
-        search.errors["consent"] = "choose a consent status from the list"
-        consent = None
-    return ContactFilter(given["phone"], given["email"], given["tag"], given["list"], consent)
+    chosen: dict[str, str | None] = {}
+    for key, allowed in CHOICES.items():
+        chosen[key] = search.get(key) or None
+        if chosen[key] is not None and chosen[key] not in allowed:
+            search.errors[key] = f"choose a {CHOICE_NAMES[key]} from the list"
+            chosen[key] = None
+    return ContactFilter(
+        given["phone"],
+        given["email"],
+        given["tag"],
+        given["list"],
+        chosen["consent"],
+        phone_status=chosen["phone_status"],
+    )
 
 
 def _query(search: Form, **changes: str) -> str:
-    kept = {key: search.get(key) for key in (*SEARCH_LIMITS, "consent") if search.get(key)}
+    kept = {key: search.get(key) for key in (*SEARCH_LIMITS, *CHOICES) if search.get(key)}
     return "?" + urlencode(kept | changes)

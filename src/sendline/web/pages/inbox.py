@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sendline.api.problems import status_of
 from sendline.errors import InvalidInput, NotFound, SendlineError
 from sendline.services import contacts
+from sendline.services.contact_queries import contact_names
 from sendline.services.contacts import ContactView
 from sendline.services.inbox import InboundView, get_inbound, page_inbound, review_reply
 from sendline.services.users import WebUser
@@ -65,12 +66,18 @@ def router(web: Web) -> APIRouter:
             before_id=before,
         )
         older = texts[-1].id if len(texts) == PAGE else None
+        talks = conversations(texts)
+        wanted = [t.latest.contact_id for t in talks if t.latest.contact_id is not None]
+        if contact_id is not None:
+            wanted.append(contact_id)
+        names = contact_names(web.sessions, user.account_id, wanted)
         return web.render(
             request,
             "inbox.html",
             user,
             active="inbox",
-            talks=conversations(texts),
+            talks=talks,
+            names=names,
             review=review,
             contact_id=contact_id,
             older=older,

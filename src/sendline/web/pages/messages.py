@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sendline.engine.pipeline import HOLD_REASONS
 from sendline.engine.verdicts import HOLD_FIXES
 from sendline.errors import SendlineError
+from sendline.services.contact_queries import contact_names
 from sendline.services.messages import (
     MAX_RELEASE,
     MessageFilter,
@@ -35,7 +36,9 @@ from sendline.web.context import PREFIX, Form, Web
 from sendline.web.pages.contact_page import before_of, object_id
 
 PAGE_SIZE = 50
-FILTERS = ("status", "reason", "automation_id", "contact_id", "since", "until")
+FILTERS = ("status", "reason", "automation_id", "contact_id", "created_from", "created_until")
+# Earlier names of the date filters, still read so that old links keep working.
+OLD_NAMES = {"since": "created_from", "until": "created_until"}
 CANCELABLE = ("queued", "held")
 
 
@@ -133,6 +136,9 @@ def _log(
 ) -> HTMLResponse:
     """The log as the query string filters it; with `status=held`, the held view."""
     query = {key: value.replace("\x00", "") for key, value in request.query_params.items()}
+    for old, new in OLD_NAMES.items():
+        if old in query:
+            query.setdefault(new, query.pop(old))
     search = Form(values=query)
     where = _filter(search)
     rows = (
@@ -144,6 +150,8 @@ def _log(
         kept = {key: search.get(key) for key in FILTERS if search.get(key)}
         older = "?" + urlencode(kept | {"before": str(shown[-1].id)})
     held_view = held_view or search.get("status") == "held"
+    # A message not yet written has no number: its row names the contact instead.
+    unnumbered = [m.contact_id for m in shown if m.contact_id is not None and not m.to]
     return web.render(
         request,
         "messages.html",
@@ -152,6 +160,7 @@ def _log(
         active="messages",
         search=search,
         messages=shown,
+        names=contact_names(web.sessions, user.account_id, unnumbered),
         older=older,
         form=form,
         held_view=held_view,
@@ -183,7 +192,7 @@ def _filter(search: Form) -> MessageFilter:
         ids[key] = parse_id(text) if text else None
         if text and ids[key] is None:
             search.errors[key] = "an id is a whole number, like 42"
-    since, until = _day(search, "since"), _day(search, "until")
+    since, until = _day(search, "created_from"), _day(search, "created_until")
     return MessageFilter(
         status=status if "status" not in search.errors else None,
         reason=reason if "reason" not in search.errors else None,

@@ -12,9 +12,13 @@ from sendline.services.users import WebUser
 from sendline.web.chart import Series, line_chart
 from sendline.web.context import PREFIX, Web
 
-# The periods offered; anything else in the link falls back to the default.
+# The periods offered; anything else in the link shows the default with an error.
 PERIODS = (7, 30, 90)
 DEFAULT_DAYS = 30
+PERIOD_ERROR = (
+    f"choose a period of {PERIODS[0]}, {PERIODS[1]} or {PERIODS[2]} days;"
+    f" this shows the last {DEFAULT_DAYS}"
+)
 # Colours of the series (WCAG AA on white), in the legend's order.
 SERIES = (
     ("sent", "Sent", "#0a58ca"),
@@ -32,13 +36,17 @@ def router(web: Web) -> APIRouter:
     def overview(
         request: Request, user: Annotated[WebUser, Depends(web.user)], days: str = ""
     ) -> HTMLResponse:
-        chosen = int(days) if days.isascii() and days.isdigit() else DEFAULT_DAYS
-        period = chosen if chosen in PERIODS else DEFAULT_DAYS
+        asked = _period(days)
+        # A period the page does not offer is said beside the periods, not silently replaced.
+        bad = days != "" and asked is None
+        period = asked or DEFAULT_DAYS
         found = account_overview(web.sessions, user.account_id, days=period)
         return web.render(
             request,
             "overview.html",
             user,
+            status_code=400 if bad else 200,
+            period_error=PERIOD_ERROR if bad else None,
             active="overview",
             overview=found,
             credits=found.credits,
@@ -49,6 +57,14 @@ def router(web: Web) -> APIRouter:
         )
 
     return pages
+
+
+def _period(days: str) -> int | None:
+    """The period `?days=` asks for; None when it names none the page offers."""
+    text = days.strip()
+    if text.isascii() and text.isdigit() and len(text) < 4 and int(text) in PERIODS:
+        return int(text)
+    return None
 
 
 def chart_of(found: Overview) -> Markup:
